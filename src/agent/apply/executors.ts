@@ -1,0 +1,119 @@
+import type { DeviceEvent } from '../../protocol/messages.ts';
+import { DriverError, type InstanceSpec, type RuntimeDriver, type RuntimeKind } from '../drivers/driver.ts';
+import type { ProbeResult } from '../health/health.ts';
+import type { ProbeTarget } from '../health/probe.ts';
+import type { LedgerStore } from '../ledger/ledger.ts';
+import type { Step, StepAction, StepOf } from '../plan/steps.ts';
+import type { HealthCheck } from '../../protocol/resources.ts';
+
+export type ExecutorDeps = {
+  drivers: Partial<Record<RuntimeKind, RuntimeDriver>>;
+  ledger: LedgerStore;
+  emit: (event: Omit<DeviceEvent, 'seq' | 'at'>) => void;
+  waitForHealth: (check: HealthCheck | undefined, target: ProbeTarget, signal: AbortSignal) => Promise<ProbeResult>;
+  nowIso: () => string;
+  log: (message: string) => void;
+};
+
+export type Executors = { [A in StepAction]: (step: StepOf<A>, signal: AbortSignal) => Promise<void> };
+
+/** One executor per step action. Each records its outcome durably before the next step runs. */
+export function createExecutors(deps: ExecutorDeps): Executors {
+  const driver = (runtime: RuntimeKind): RuntimeDriver => {
+    const found = deps.drivers[runtime];
+    if (!found) throw new DriverError('runtime-unavailable', `no ${runtime} runtime on this device`);
+    return found;
+  };
+
+  return {
+    async 'begin-attempt'(step) {
+      deps.ledger.update(step.key, (entry) => ({
+        committed: entry.committed,
+        attempt: { ...step.spec, startedAt: deps.nowIso() },
+        // A new attempt starts a new story: failures of other specs no longer hold this one back.
+        failed: Object.fromEntries(Object.entries(entry.failed).filter(([hash]) => hash === step.spec.specHash)),
+      }));
+      deps.log(`${step.key}: applying version ${step.spec.component.version}`);
+    },
+
+    async create(step) {
+      const spec: InstanceSpec = { key: step.key, specHash: step.spec.specHash, component: step.spec.component };
+      try {
+        await driver(step.runtime).create(spec);
+      } catch (error) {
+        // A version that cannot be fetched or started is a failed attempt, not a reason to stop; an unreachable runtime is transient.
+        if (!step.attempt || !(error instanceof DriverError) || error.reason === 'runtime-unavailable') throw error;
+        const version = step.spec.component.version;
+        const reason = error.reason === 'download-failed' ? 'download-failed' : 'start-failed';
+        deps.ledger.update(step.key, (entry) => ({
+          ...entry,
+          attempt: null,
+          failed: { ...entry.failed, [step.spec.specHash]: { reason, detail: `version ${version}: ${error.message}`, at: deps.nowIso() } },
+        }));
+        deps.emit({ type: 'start-failed', component: step.key, message: `version ${version}: ${error.message}` });
+        return;
+      }
+      if (step.localChange) deps.emit({ type: 'local-change', component: step.key, message: step.localChange });
+    },
+
+    async start(step) {
+      await driver(step.runtime).start(step.key);
+      deps.emit({ type: 'local-change', component: step.key, message: step.localChange });
+    },
+
+    async remove(step) {
+      await driver(step.runtime).remove(step.key);
+      deps.log(`${step.key}: removed (${step.why})`);
+    },
+
+    async verify(step, signal) {
+      const runtime = driver(step.runtime);
+      const entry = deps.ledger.get()[step.key];
+      if (entry?.failed[step.spec.specHash]) return; // the create step already recorded why it failed
+      const result = await deps.waitForHealth(step.spec.component.health, probeTarget(runtime, step.key), signal);
+      const version = step.spec.component.version;
+      if (result.ok) {
+        deps.ledger.update(step.key, () => ({ committed: step.spec, attempt: null, failed: {} }));
+        deps.emit({ type: 'committed', component: step.key, message: `version ${version} passed its health check (${result.detail}) and is now last known good` });
+        return;
+      }
+      deps.ledger.update(step.key, (e) => ({
+        ...e,
+        attempt: null,
+        failed: { ...e.failed, [step.spec.specHash]: { reason: 'health-check-failed', detail: `version ${version}: ${result.detail}`, at: deps.nowIso() } },
+      }));
+      const back = step.previous ? `returning to version ${step.previous.component.version}` : 'no earlier version to return to';
+      deps.emit({ type: 'reverted', component: step.key, message: `version ${version} failed its health check: ${result.detail}; ${back}` });
+    },
+
+    async forget(step) {
+      deps.ledger.update(step.key, () => null);
+    },
+  };
+}
+
+export async function executeStep(executors: Executors, step: Step, signal: AbortSignal): Promise<void> {
+  const run = executors[step.action] as (s: Step, signal: AbortSignal) => Promise<void>;
+  await run(step, signal);
+}
+
+/** Where a health check reaches an instance: its published ports, its liveness, its exec. */
+function probeTarget(driver: RuntimeDriver, key: string): ProbeTarget {
+  let ports: Record<number, number> = {};
+  const observe = async () => {
+    const instance = (await driver.list()).find((i) => i.key === key);
+    if (instance) ports = instance.ports;
+    return instance;
+  };
+  return {
+    address: (port) => ({ host: '127.0.0.1', port: ports[port] ?? port }),
+    async isRunning() {
+      const instance = await observe();
+      return { running: instance?.running ?? false, exitCode: instance?.exitCode ?? null };
+    },
+    async exec(command, signal) {
+      if (!driver.exec) throw new Error(`the ${driver.kind} runtime cannot run commands`);
+      return driver.exec(key, command, signal);
+    },
+  };
+}

@@ -1,0 +1,250 @@
+import { arch, cpus, hostname, platform, totalmem } from 'node:os';
+import { canonicalJson } from '../protocol/canonical.ts';
+import { DriftlessError } from '../protocol/errors.ts';
+import { SignedDesiredState, type DesiredComponent, type DeviceEvent, type Facts, type StatusReport } from '../protocol/messages.ts';
+import type { HealthCheck, Labels } from '../protocol/resources.ts';
+import { isValid } from '../protocol/validate.ts';
+import { createExecutors, executeStep } from './apply/executors.ts';
+import { DriverError, type RuntimeDriver, type RuntimeKind } from './drivers/driver.ts';
+import { createIdentity, keysOf, loadIdentity, pinServerKey, type Identity, type Keys } from './enroll/identity.ts';
+import type { ProbeResult } from './health/health.ts';
+import { waitForHealth, type ProbeTarget } from './health/probe.ts';
+import { createLedgerStore } from './ledger/ledger.ts';
+import { startLoop, type Loop } from './loop/loop.ts';
+import { createOutbox } from './outbox/outbox.ts';
+import { plan, type ObservedInstance } from './plan/plan.ts';
+import { componentStatuses } from './plan/status.ts';
+import { createDirStorage, readJson, writeJson, type Storage } from './storage/storage.ts';
+import { createServerClient, type ServerClient } from './sync/client.ts';
+import { verifyDesiredState, type Trusted } from './sync/verify.ts';
+
+export const AGENT_VERSION = '0.1.0';
+
+export type AgentDeps = {
+  dataDir: string;
+  /** Where durable state goes; defaults to files in dataDir (tests substitute a crash-simulating one). */
+  storage?: Storage;
+  serverUrl: string;
+  enrollToken: string;
+  name: string;
+  site?: string;
+  labels?: Labels;
+  drivers: Partial<Record<RuntimeKind, RuntimeDriver>>;
+  now?: () => number;
+  log?: (message: string) => void;
+  /** Seconds between desired-state polls; the server's advice is used when absent. */
+  pollSeconds?: number;
+  /** Seconds between reconcile passes that repair local drift. */
+  reconcileSeconds?: number;
+  client?: ServerClient;
+  waitForHealth?: (check: HealthCheck | undefined, target: ProbeTarget, signal: AbortSignal) => Promise<ProbeResult>;
+};
+
+export type Agent = {
+  /** Enrols if needed, then runs the loop until `stop()`. Rejects only when enrollment is refused. */
+  start(): Promise<void>;
+  stop(): Promise<void>;
+  /** One whole pass now: pull, reconcile until converged, report. */
+  sync(): Promise<void>;
+  identity(): Identity | null;
+};
+
+const DESIRED_FILE = 'desired.json';
+const MAX_STEPS_PER_PASS = 8;
+const HEARTBEAT_MS = 60_000;
+
+export function createAgent(deps: AgentDeps): Agent {
+  const now = deps.now ?? Date.now;
+  const nowIso = () => new Date(now()).toISOString();
+  const log = deps.log ?? (() => undefined);
+  const storage = deps.storage ?? createDirStorage(deps.dataDir);
+  const ledger = createLedgerStore(storage);
+  const outbox = createOutbox(storage);
+  const emit = (event: Omit<DeviceEvent, 'seq' | 'at'>) => {
+    log(`event ${event.type}${event.component ? ` ${event.component}` : ''}: ${event.message}`);
+    outbox.add({ ...event, at: nowIso() });
+  };
+  const executors = createExecutors({
+    drivers: deps.drivers,
+    ledger,
+    emit,
+    waitForHealth: deps.waitForHealth ?? ((check, target, signal) => waitForHealth(check, target, { signal })),
+    nowIso,
+    log,
+  });
+
+  let identity = loadIdentity(storage);
+  let keys: Keys | null = identity ? keysOf(identity) : null;
+  let client: ServerClient | null = deps.client ?? null;
+  let trusted: Trusted | null = null;
+  let etag: string | null = null;
+  let pollSeconds = deps.pollSeconds ?? 30;
+  let lastPollMs = -Infinity;
+  let lastRefusal: string | null = null;
+  let lastReport = { text: '', atMs: -Infinity };
+  const since = new Map<string, { state: string; at: string }>();
+  let abort = new AbortController();
+  let loop: Loop | null = null;
+
+  function loadTrusted(): void {
+    if (!keys || !identity) return;
+    const stored = readJson(storage, DESIRED_FILE, (v): v is SignedDesiredState => isValid(SignedDesiredState, v));
+    if (!stored) return;
+    const verdict = verifyDesiredState(stored, keys.server, identity.name, null);
+    if (verdict.ok) trusted = verdict.trusted;
+    else log(`stored desired state not trusted: ${verdict.refusal.message}`);
+  }
+  loadTrusted();
+
+  function serverClient(): ServerClient {
+    client ??= createServerClient({ serverUrl: deps.serverUrl, device: deps.name, privateKey: () => keys?.privateKey ?? null, now });
+    return client;
+  }
+
+  async function enroll(): Promise<void> {
+    if (identity && identity.name !== deps.name) {
+      throw new DriftlessError('conflict', `data directory ${deps.dataDir} belongs to device "${identity.name}", not "${deps.name}"`);
+    }
+    identity ??= createIdentity(storage, deps.name, deps.serverUrl);
+    if (identity.serverKey) return;
+    for (let attempt = 0; ; attempt++) {
+      try {
+        const answer = await serverClient().enroll({
+          token: deps.enrollToken,
+          name: identity.name,
+          ...(deps.site ? { site: deps.site } : {}),
+          labels: deps.labels ?? {},
+          facts: facts(),
+          publicKey: identity.publicKey,
+        });
+        identity = pinServerKey(storage, identity, answer.serverKey);
+        keys = keysOf(identity);
+        if (deps.pollSeconds === undefined) pollSeconds = answer.pollSeconds;
+        log(`enrolled as ${identity.name} with ${deps.serverUrl}`);
+        return;
+      } catch (error) {
+        if (!(error instanceof DriftlessError) || error.code !== 'unavailable' || abort.signal.aborted) {
+          throw new DriftlessError(error instanceof DriftlessError ? error.code : 'internal', `enrollment refused: ${(error as Error).message}`);
+        }
+        const delay = Math.min(30_000, 1_000 * 2 ** attempt);
+        log(`${(error as Error).message}; retrying enrollment in ${delay / 1000}s`);
+        await new Promise((resolve) => setTimeout(resolve, delay));
+      }
+    }
+  }
+
+  async function pull(): Promise<void> {
+    if (!keys || !identity) return;
+    lastPollMs = now();
+    const answer = await serverClient().fetchDesired(etag);
+    if (answer.status === 304) return;
+    const verdict = verifyDesiredState(answer.document, keys.server, identity.name, trusted);
+    if (!verdict.ok) {
+      // Remember the refused document's tag so it is not downloaded again until the server changes it.
+      etag = answer.etag;
+      const message = `refused desired state (${verdict.refusal.code}): ${verdict.refusal.message}`;
+      if (message !== lastRefusal) emit({ type: 'desired-state-refused', message });
+      lastRefusal = message;
+      return;
+    }
+    lastRefusal = null;
+    etag = answer.etag;
+    if (!verdict.changed) return;
+    writeJson(storage, DESIRED_FILE, answer.document);
+    trusted = verdict.trusted;
+    log(`trusted desired state generation ${trusted.state.generation} (${trusted.state.components.length} components)`);
+  }
+
+  async function observe(): Promise<{ instances: ObservedInstance[]; unavailable: RuntimeKind[] }> {
+    const instances: ObservedInstance[] = [];
+    const unavailable: RuntimeKind[] = [];
+    for (const kind of ['container', 'process'] as const) {
+      const driver = deps.drivers[kind];
+      if (!driver) {
+        unavailable.push(kind);
+        continue;
+      }
+      try {
+        for (const instance of await driver.list()) instances.push({ ...instance, runtime: kind });
+      } catch (error) {
+        if (!(error instanceof DriverError) || error.reason !== 'runtime-unavailable') throw error;
+        unavailable.push(kind);
+      }
+    }
+    return { instances, unavailable };
+  }
+
+  async function reconcile(signal: AbortSignal): Promise<void> {
+    const desired: DesiredComponent[] | null = trusted?.state.components ?? null;
+    for (let round = 0; round < MAX_STEPS_PER_PASS; round++) {
+      const { instances, unavailable } = await observe();
+      const steps = plan({ desired, instances, ledger: ledger.get(), unavailable });
+      if (steps.length === 0) return;
+      for (const step of steps) {
+        if (signal.aborted) return;
+        await executeStep(executors, step, signal);
+      }
+    }
+  }
+
+  async function report(): Promise<void> {
+    if (!keys || !trusted) return;
+    const { instances, unavailable } = await observe();
+    const stamp = (key: string, state: string) => {
+      const previous = since.get(key);
+      if (previous?.state === state) return previous.at;
+      const at = nowIso();
+      since.set(key, { state, at });
+      return at;
+    };
+    const components = componentStatuses(trusted.state.components, instances, ledger.get(), unavailable, stamp);
+    const events = outbox.pending(500);
+    const text = canonicalJson({ generation: trusted.state.generation, components });
+    if (events.length === 0 && text === lastReport.text && now() - lastReport.atMs < HEARTBEAT_MS) return;
+    const body: StatusReport = { generation: trusted.state.generation, reportedAt: nowIso(), components, events, facts: facts() };
+    const ack = await serverClient().postStatus(body);
+    outbox.acknowledge(ack.ackedSeq);
+    lastReport = { text, atMs: now() };
+  }
+
+  async function pass(signal: AbortSignal, forcePull: boolean): Promise<void> {
+    if (forcePull || now() - lastPollMs >= pollSeconds * 1000) {
+      await pull().catch((error: unknown) => log(`desired state not fetched: ${(error as Error).message}`));
+    }
+    let failure: unknown = null;
+    try {
+      await reconcile(signal);
+    } catch (error) {
+      failure = error;
+    }
+    await report().catch((error: unknown) => log(`status not reported: ${(error as Error).message}`));
+    if (failure) throw failure;
+  }
+
+  return {
+    async start() {
+      abort = new AbortController();
+      await enroll();
+      const reconcileMs = (deps.reconcileSeconds ?? 5) * 1000;
+      loop = startLoop({
+        pass: (signal) => pass(signal, false),
+        intervalMs: () => Math.min(reconcileMs, Math.max(0, pollSeconds * 1000 - (now() - lastPollMs))),
+        signal: abort.signal,
+        onError: (error, retryInMs) => log(`reconcile failed: ${(error as Error).message}; retrying in ${Math.round(retryInMs / 1000)}s`),
+      });
+    },
+    async stop() {
+      abort.abort();
+      await loop?.done;
+      loop = null;
+    },
+    async sync() {
+      await pass(abort.signal, true);
+    },
+    identity: () => identity,
+  };
+}
+
+function facts(): Facts {
+  return { hostname: hostname(), os: platform(), arch: arch(), cpus: cpus().length, memoryMB: Math.round(totalmem() / 2 ** 20), agentVersion: AGENT_VERSION };
+}

@@ -1,0 +1,66 @@
+import type { DesiredComponent } from '../../protocol/messages.ts';
+
+/**
+ * A runtime driver runs components on the device. The agent owns only what it created: every
+ * instance carries the agent's id and the component's key (container labels, or the process
+ * driver's own inventory), and `list()` returns only those.
+ */
+export type RuntimeKind = 'container' | 'process';
+
+/** What the agent asks a driver to run. `key` is unique per device: `<deployment>.<component>`. */
+export type InstanceSpec = {
+  key: string;
+  specHash: string;
+  component: DesiredComponent;
+};
+
+/** What a driver observes of one instance it created. */
+export type Instance = {
+  key: string;
+  specHash: string;
+  deployment: string;
+  component: string;
+  version: string;
+  running: boolean;
+  /** Exit code of the last run when stopped, if the runtime knows it. */
+  exitCode: number | null;
+  startedAt: string | null;
+  /** Published ports as the runtime reports them: container (or declared) port -> host port. */
+  ports: Record<number, number>;
+};
+
+/** Why a driver could not do what it was asked: these become the drift reasons operators see. */
+export type DriverFailure = 'download-failed' | 'start-failed' | 'runtime-unavailable';
+
+export class DriverError extends Error {
+  readonly reason: DriverFailure;
+  constructor(reason: DriverFailure, message: string) {
+    super(message);
+    this.name = 'DriverError';
+    this.reason = reason;
+  }
+}
+
+export interface RuntimeDriver {
+  readonly kind: RuntimeKind;
+  /** Instances this agent created, running or not. Throws DriverError('runtime-unavailable') if the runtime cannot be reached. */
+  list(): Promise<Instance[]>;
+  /** Creates and starts an instance; makes its image or program available first. Idempotent for the same key and specHash. */
+  create(spec: InstanceSpec): Promise<void>;
+  /** Starts an existing, stopped instance. */
+  start(key: string): Promise<void>;
+  /** Stops and deletes an instance. Never deletes volumes or data directories. A missing instance is not an error. */
+  remove(key: string): Promise<void>;
+  /** Runs a command inside the instance (container) or beside it (process); used by command health checks. */
+  exec?(key: string, command: string[], signal: AbortSignal): Promise<{ exitCode: number; output: string }>;
+  close(): Promise<void>;
+}
+
+/** Which driver runs a component: `image:` means a container, otherwise a native process. */
+export function runtimeOf(component: { image?: string }): RuntimeKind {
+  return component.image ? 'container' : 'process';
+}
+
+export function instanceKey(deployment: string, component: string): string {
+  return `${deployment}.${component}`;
+}

@@ -1,0 +1,89 @@
+import type { KeyObject } from 'node:crypto';
+import { DriftlessError, isErrorCode } from '../../protocol/errors.ts';
+import type { EnrollRequest, EnrollResponse, SessionResponse, StatusAck, StatusReport } from '../../protocol/messages.ts';
+import { sessionChallenge, signText } from '../../protocol/signing.ts';
+
+type CallInit = Omit<RequestInit, 'headers'> & { headers?: Record<string, string> };
+
+export type DesiredFetch = { status: 304 } | { status: 200; etag: string | null; document: unknown };
+
+/** The agent's side of the device API. Every call has a deadline; a lost link is an `unavailable` error. */
+export type ServerClient = {
+  enroll(request: EnrollRequest): Promise<EnrollResponse>;
+  fetchDesired(etag: string | null): Promise<DesiredFetch>;
+  postStatus(report: StatusReport): Promise<StatusAck>;
+};
+
+export function createServerClient(opts: { serverUrl: string; device: string; privateKey: () => KeyObject | null; now: () => number; timeoutMs?: number }): ServerClient {
+  const base = opts.serverUrl.replace(/\/+$/, '');
+  const timeoutMs = opts.timeoutMs ?? 15_000;
+  let session: { token: string; expiresAtMs: number } | null = null;
+
+  async function call(path: string, init: CallInit): Promise<Response> {
+    try {
+      return await fetch(`${base}${path}`, { ...init, signal: AbortSignal.timeout(timeoutMs) });
+    } catch (error) {
+      const cause = (error as { cause?: { code?: string } }).cause?.code ?? (error as Error).message;
+      throw new DriftlessError('unavailable', `server ${base} unreachable: ${cause}`);
+    }
+  }
+
+  async function failure(response: Response): Promise<DriftlessError> {
+    const body = (await response.json().catch(() => null)) as { error?: { code?: unknown; message?: unknown } } | null;
+    const code = isErrorCode(body?.error?.code) ? body.error.code : response.status >= 500 ? 'unavailable' : 'invalid-input';
+    const message = typeof body?.error?.message === 'string' ? body.error.message : `server answered ${response.status}`;
+    return new DriftlessError(code, message);
+  }
+
+  async function sessionToken(): Promise<string> {
+    if (session && session.expiresAtMs - 60_000 > opts.now()) return session.token;
+    const key = opts.privateKey();
+    if (!key) throw new DriftlessError('unauthorized', 'device is not enrolled');
+    const timestamp = new Date(opts.now()).toISOString();
+    const response = await call('/v1/device/session', {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ device: opts.device, timestamp, signature: signText(key, sessionChallenge(opts.device, timestamp)) }),
+    });
+    if (!response.ok) throw await failure(response);
+    const body = (await response.json()) as SessionResponse;
+    session = { token: body.token, expiresAtMs: Date.parse(body.expiresAt) };
+    return session.token;
+  }
+
+  /** A device call with its session; an expired session is renewed once. */
+  async function deviceCall(path: string, init: CallInit): Promise<Response> {
+    for (let attempt = 0; ; attempt++) {
+      const token = await sessionToken();
+      const response = await call(path, { ...init, headers: { ...init.headers, authorization: `Bearer ${token}` } });
+      if (response.status !== 401 || attempt > 0) return response;
+      session = null;
+    }
+  }
+
+  return {
+    async enroll(request) {
+      const response = await call('/v1/enroll', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(request) });
+      if (!response.ok) throw await failure(response);
+      return (await response.json()) as EnrollResponse;
+    },
+    async fetchDesired(etag) {
+      const response = await deviceCall('/v1/device/desired-state', { headers: etag ? { 'if-none-match': etag } : {} });
+      if (response.status === 304) return { status: 304 };
+      if (!response.ok) throw await failure(response);
+      const text = await response.text();
+      let document: unknown;
+      try {
+        document = JSON.parse(text);
+      } catch {
+        document = text;
+      }
+      return { status: 200, etag: response.headers.get('etag'), document };
+    },
+    async postStatus(report) {
+      const response = await deviceCall('/v1/device/status', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(report) });
+      if (!response.ok) throw await failure(response);
+      return (await response.json()) as StatusAck;
+    },
+  };
+}

@@ -1,0 +1,131 @@
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createAgent, type Agent } from '../agent/create-agent.ts';
+import type { RuntimeDriver } from '../agent/drivers/driver.ts';
+import { createProcessDriver } from '../agent/drivers/process/process-driver.ts';
+import type { DeploymentResource, DeviceView, DriftEntry, SiteResource } from '../protocol/resources.ts';
+import { startServer } from '../server/server.ts';
+import { createApi, type Api } from './api-client.ts';
+import { writeConfig } from './config.ts';
+import { renderTable } from './output.ts';
+import { parseListen } from './server-command.ts';
+
+const say = (line = '') => process.stdout.write(`${line}\n`);
+
+/** A tiny point-of-sale stand-in: version 3 is the bad release that crashes at start. */
+function posComponent(version: string): DeploymentResource['spec']['template']['components'][number] {
+  const script =
+    version === '3'
+      ? "console.error('pos 3: cannot parse /etc/pos/config.toml'); setTimeout(() => process.exit(3), 300)"
+      : `setInterval(() => console.log('pos ${version} serving', new Date().toISOString()), 5000); console.log('pos ${version} up')`;
+  return { name: 'pos', command: [process.execPath, '-e', script], env: { POS_MODE: 'demo' }, health: { running: { seconds: 2 }, timeoutSeconds: 10 } };
+}
+
+function deployment(version: string): DeploymentResource {
+  return {
+    apiVersion: 'driftless/v1',
+    kind: 'Deployment',
+    metadata: { name: 'pos' },
+    spec: { selector: { matchLabels: { tier: 'store' } }, template: { version, components: [posComponent(version)] } },
+  };
+}
+
+async function waitFor(api: Api, what: string, done: (devices: DeviceView[]) => boolean, timeoutMs = 60_000): Promise<DeviceView[]> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const devices = await api.get<DeviceView[]>('/v1/devices');
+    if (done(devices)) return devices;
+    if (Date.now() > deadline) throw new Error(`demo: timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 500));
+  }
+}
+
+function deviceTable(devices: DeviceView[]): string {
+  return renderTable([
+    ['DEVICE', 'SITE', 'DESIRED', 'RUNNING', 'STATE', 'REASON'],
+    ...devices.flatMap((d) => d.components.map((c) => [d.name, d.site ?? '-', c.desiredVersion ?? '-', c.version ?? '-', c.state, c.reason ?? '-'])),
+  ]);
+}
+
+/**
+ * `driftless demo`: a server, three local agents running a native-process component, and a
+ * guided drill: roll out a good version, then a bad one that every device reverts on its own.
+ */
+export async function demoCommand(flags: { data?: string; listen: string; once: boolean }): Promise<void> {
+  const dataDir = flags.data ?? mkdtempSync(join(tmpdir(), 'driftless-demo-'));
+  const { host, port } = parseListen(flags.listen);
+  const server = await startServer({ dataDir: join(dataDir, 'server'), host, port, pollSeconds: 2 });
+  const admin = server.created.adminToken;
+  const enroll = server.created.enrollToken;
+  if (!admin || !enroll) throw new Error(`demo: ${dataDir} was used before; run the demo without --data for a fresh fleet`);
+  const configFile = writeConfig({ server: server.url, token: admin });
+  const api = createApi({ server: server.url, token: admin });
+  say(`Driftless demo: server on ${server.url}, data in ${dataDir}`);
+
+  const agents: Agent[] = [];
+  const drivers: RuntimeDriver[] = [];
+  for (const [i, site] of ['store-berlin', 'store-lisbon', 'store-oslo'].entries()) {
+    const name = `pos-${i + 1}`;
+    const agentDir = join(dataDir, name);
+    const driver = createProcessDriver({ agentId: name, dataDir: agentDir });
+    drivers.push(driver);
+    const agent = createAgent({
+      dataDir: agentDir,
+      serverUrl: server.url,
+      enrollToken: enroll,
+      name,
+      site,
+      labels: { tier: 'store' },
+      drivers: { process: driver },
+      pollSeconds: 1,
+      reconcileSeconds: 1,
+    });
+    await agent.start();
+    agents.push(agent);
+  }
+  say('Three devices enrolled (pos-1..3, one per store), each with its own agent.');
+
+  const sites: SiteResource[] = ['berlin', 'lisbon', 'oslo'].map((city, i) => ({
+    apiVersion: 'driftless/v1',
+    kind: 'Site',
+    metadata: { name: `store-${city}`, labels: { region: i === 2 ? 'nordics' : 'eu-south' } },
+    spec: { timeZone: ['Europe/Berlin', 'Europe/Lisbon', 'Europe/Oslo'][i]! },
+  }));
+  await api.post('/v1/apply', { resources: [...sites, deployment('2')] });
+  say('\n1. Applied Deployment "pos" version 2 to every device labelled tier=store.');
+  let devices = await waitFor(api, 'version 2 to be healthy everywhere', (ds) => ds.every((d) => d.components.some((c) => c.version === '2' && c.state === 'healthy')));
+  process.stdout.write(deviceTable(devices));
+
+  await api.post('/v1/apply', { resources: [deployment('3')] });
+  say('\n2. Applied version 3, a bad release that crashes at start. Each device tries it, sees its');
+  say('   health check fail, and returns to version 2 by itself:');
+  devices = await waitFor(api, 'version 3 to be reverted everywhere', (ds) => ds.every((d) => d.components.some((c) => c.state === 'reverted')));
+  process.stdout.write(deviceTable(devices));
+  const drift = await api.get<{ summary: string; entries: DriftEntry[] }>('/v1/drift');
+  say(`\n3. driftless drift says: ${drift.summary}`);
+  for (const e of drift.entries) say(`   ${e.device} (${e.site}): ${e.reason}: ${e.detail}`);
+
+  say(`\nThe CLI is set up for this demo (${configFile}). Try, in another terminal:`);
+  say('  bin/driftless get devices');
+  say('  bin/driftless drift');
+  say('  bin/driftless describe device pos-1');
+  say('  bin/driftless get rollouts');
+  say(`  curl ${server.url}/v1/openapi.json`);
+  const stop = async () => {
+    for (const agent of agents) await agent.stop();
+    // Agents leave workloads running when they stop; the demo's are cleaned up with it.
+    for (const driver of drivers) {
+      for (const instance of await driver.list()) await driver.remove(instance.key);
+      await driver.close();
+    }
+    await server.close();
+  };
+  if (flags.once) {
+    await stop();
+    return;
+  }
+  say('\nPress Ctrl-C to stop the demo (the demo workloads are stopped with it).');
+  await new Promise<void>((resolve) => process.once('SIGINT', () => resolve()));
+  await stop();
+}

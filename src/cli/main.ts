@@ -1,0 +1,132 @@
+import { Command, CommanderError, Option } from 'commander';
+import { DriftlessError } from '../protocol/errors.ts';
+import { agentFromFlags, type AgentFlags } from './agent-command.ts';
+import { createApi } from './api-client.ts';
+import { resolveConnection } from './config.ts';
+import { demoCommand } from './demo-command.ts';
+import { parseOutputFormat } from './output.ts';
+import { applyCommand, describeCommand, driftCommand, getCommand } from './resources.ts';
+import { serverCommand, type ServerFlags } from './server-command.ts';
+
+/** The one `driftless` program: server, agent and the operator's CLI. */
+function buildProgram(): Command {
+  const program = new Command('driftless')
+    .description('Edge fleet orchestrator: deploy, update, watch and repair software across edge devices.')
+    .option('--server <url>', 'server URL (else DRIFTLESS_SERVER, else the local config file)')
+    .option('--token <token>', 'API token (else DRIFTLESS_TOKEN, else the local config file)')
+    .showHelpAfterError(false)
+    .exitOverride()
+    .configureOutput({ writeErr: (text) => process.stderr.write(text.startsWith('error:') ? `driftless: ${text.slice(7)}` : text) });
+  const api = () => createApi(resolveConnection(program.opts<{ server?: string; token?: string }>()));
+  const output = new Option('-o, --output <format>', 'json, yaml or wide');
+
+  program
+    .command('server')
+    .description('run the management plane')
+    .option('--data <dir>', 'data directory', '.driftless-server')
+    .option('--listen <host:port>', 'address to listen on', '0.0.0.0:7480')
+    .option('--database <url>', 'database URL (default: embedded SQLite in the data directory)')
+    .option('--admin-token <token>', 'the first admin token (default: generated and printed once)')
+    .option('--enroll-token <token>', 'the fleet bootstrap enrollment token (default: generated and printed once)')
+    .option('--poll-interval <seconds>', 'how often agents poll for desired state', '30')
+    .action(async (flags: ServerFlags) => {
+      const server = await serverCommand(flags);
+      await new Promise<void>((resolve) => {
+        process.once('SIGINT', resolve);
+        process.once('SIGTERM', resolve);
+      });
+      await server.close();
+    });
+
+  program
+    .command('agent')
+    .description('run the device agent')
+    .requiredOption('--server <url>', 'management server URL')
+    .requiredOption('--enroll-token <token>', 'enrollment token (used only to join)')
+    .option('--data <dir>', 'data directory (default: ./.driftless-agent)')
+    .option('--name <name>', 'device name (default: host name)')
+    .option('--site <site>', 'site the device belongs to')
+    .option('--label <key=value>', 'device label (repeatable)', (value: string, all: string[]) => [...all, value], [] as string[])
+    .option('--poll-interval <seconds>', 'seconds between desired-state polls (default: the server advises)')
+    .option('--reconcile-interval <seconds>', 'seconds between local drift checks', '5')
+    .action(async (flags: AgentFlags) => {
+      const log = (line: string) => process.stderr.write(`${new Date().toISOString()} ${line}\n`);
+      const agent = agentFromFlags(flags, log);
+      await agent.start();
+      await new Promise<void>((resolve) => {
+        process.once('SIGINT', resolve);
+        process.once('SIGTERM', resolve);
+      });
+      await agent.stop();
+    });
+
+  program
+    .command('apply')
+    .description('create or update resources from YAML (multi-document)')
+    .requiredOption('-f, --filename <path>', 'a manifest file or a directory of them')
+    .addOption(output)
+    .action(async (flags: { filename: string; output?: string }) => applyCommand(api(), flags.filename, parseOutputFormat(flags.output)));
+
+  program
+    .command('get')
+    .description('list devices, sites, deployments or rollouts')
+    .argument('<type>', 'devices|sites|deployments|rollouts')
+    .argument('[name]')
+    .option('-l, --selector <selector>', 'label selector, e.g. tier=store,region!=eu')
+    .addOption(new Option('-o, --output <format>', 'json, yaml or wide'))
+    .action(async (type: string, name: string | undefined, flags: { selector?: string; output?: string }) =>
+      getCommand(api(), type, name, { ...(flags.selector !== undefined ? { selector: flags.selector } : {}), format: parseOutputFormat(flags.output) }),
+    );
+
+  program
+    .command('describe')
+    .description('show one device, site, deployment or rollout in detail')
+    .argument('<type>', 'device|site|deployment|rollout')
+    .argument('<name>')
+    .action(async (type: string, name: string) => describeCommand(api(), type, name));
+
+  program
+    .command('drift')
+    .description('every device whose actual state differs from desired, and why')
+    .addOption(new Option('-o, --output <format>', 'json or yaml'))
+    .action(async (flags: { output?: string }) => driftCommand(api(), parseOutputFormat(flags.output)));
+
+  const token = program.command('token').description('API tokens');
+  token
+    .command('create')
+    .description('create an API token (shown once)')
+    .requiredOption('--role <role>', 'viewer, operator or admin')
+    .addOption(new Option('-o, --output <format>', 'json'))
+    .action(async (flags: { role: string; output?: string }) => {
+      const created = await api().post<{ token: string; role: string; id: string }>('/v1/tokens', { role: flags.role });
+      if (parseOutputFormat(flags.output) === 'json') process.stdout.write(`${JSON.stringify(created, null, 2)}\n`);
+      else process.stdout.write(`${created.token}\n`);
+    });
+
+  program
+    .command('demo')
+    .description('a server, three local agents and a guided rollout drill')
+    .option('--data <dir>', 'data directory (default: a new temporary one)')
+    .option('--listen <host:port>', 'address for the demo server', '127.0.0.1:7480')
+    .option('--once', 'run the drill and exit instead of waiting for Ctrl-C', false)
+    .action(async (flags: { data?: string; listen: string; once: boolean }) => demoCommand(flags));
+
+  return program;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  try {
+    await buildProgram().parseAsync(argv, { from: 'user' });
+    return 0;
+  } catch (error) {
+    if (error instanceof CommanderError) return error.exitCode === 0 ? 0 : 2;
+    if (error instanceof DriftlessError) {
+      process.stderr.write(`driftless: ${error.message}\n`);
+      return 1;
+    }
+    process.stderr.write(`driftless: ${error instanceof Error ? error.message : String(error)}\n`);
+    return 1;
+  }
+}
+
+if (import.meta.main) process.exitCode = await main(process.argv.slice(2));

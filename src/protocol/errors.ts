@@ -1,0 +1,37 @@
+/**
+ * Errors are values with a machine-readable code and a message an operator can act on.
+ * The same codes travel over HTTP (as `{ error: { code, message } }`) and come out of the CLI
+ * as one line.
+ */
+export const errorStatus = {
+  'invalid-input': 400,
+  unauthorized: 401,
+  forbidden: 403,
+  'not-found': 404,
+  conflict: 409,
+  'payload-too-large': 413,
+  'signature-invalid': 422,
+  'stale-generation': 422,
+  'replayed-generation': 422,
+  'empty-desired-state': 422,
+  unavailable: 503,
+  internal: 500,
+} as const;
+
+export type ErrorCode = keyof typeof errorStatus;
+
+export class DriftlessError extends Error {
+  readonly code: ErrorCode;
+  constructor(code: ErrorCode, message: string) {
+    super(message);
+    this.name = 'DriftlessError';
+    this.code = code;
+  }
+  get status(): number {
+    return errorStatus[this.code];
+  }
+}
+
+export function isErrorCode(value: unknown): value is ErrorCode {
+  return typeof value === 'string' && Object.hasOwn(errorStatus, value);
+}

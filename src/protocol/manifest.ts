@@ -1,0 +1,65 @@
+import { isMap, isSeq, LineCounter, parseAllDocuments, type Node as YamlNode } from 'yaml';
+import { DriftlessError } from './errors.ts';
+import { applicableKinds, type AppliedResource } from './resources.ts';
+import { resourceProblems } from './rules.ts';
+import { problems, type Problem } from './validate.ts';
+
+/**
+ * Reads a manifest file: one or more YAML documents, each a resource. Any problem is one error
+ * naming the file, the line and the field; nothing partial is returned.
+ */
+export function parseManifest(text: string, file: string): AppliedResource[] {
+  const lines = new LineCounter();
+  const documents = parseAllDocuments(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true });
+  if (!Array.isArray(documents)) return [];
+  const out: AppliedResource[] = [];
+  for (const doc of documents) {
+    const syntax = doc.errors[0];
+    if (syntax) {
+      const { line } = lines.linePos(syntax.pos[0]);
+      throw new DriftlessError('invalid-input', `${file}:${line}: YAML: ${syntax.message.split('\n')[0]}`);
+    }
+    if (doc.contents === null) continue; // an empty document between separators
+    const value: unknown = doc.toJS({ maxAliasCount: 100 });
+    const at = (problem: Problem) => {
+      const { line } = lines.linePos(offsetOf(doc.contents as YamlNode, problem.path));
+      return new DriftlessError('invalid-input', `${file}:${line}: ${problem.field}: ${problem.message}`);
+    };
+    const docLine = lines.linePos((doc.contents as YamlNode).range?.[0] ?? 0).line;
+    if (value === null || typeof value !== 'object' || Array.isArray(value)) {
+      throw new DriftlessError('invalid-input', `${file}:${docLine}: a resource must be a mapping with apiVersion, kind, metadata and spec`);
+    }
+    const kind = (value as { kind?: unknown }).kind;
+    if (typeof kind !== 'string' || !Object.hasOwn(applicableKinds, kind)) {
+      throw at({ path: ['kind'], field: 'kind', message: `must be one of ${Object.keys(applicableKinds).join(', ')}${typeof kind === 'string' ? `, not "${kind}"` : ''}` });
+    }
+    const schema = applicableKinds[kind as keyof typeof applicableKinds];
+    const [schemaProblem] = problems(schema, value, 1);
+    if (schemaProblem) throw at(schemaProblem);
+    const [ruleProblem] = resourceProblems(value as AppliedResource);
+    if (ruleProblem) throw at(ruleProblem);
+    out.push(value as AppliedResource);
+  }
+  return out;
+}
+
+/** The source offset of the deepest node on a path that exists: the key itself for a field, so an unknown field points at its own line. */
+function offsetOf(root: YamlNode, path: readonly string[]): number {
+  let node: YamlNode = root;
+  let offset = root.range?.[0] ?? 0;
+  for (const part of path) {
+    if (isMap(node)) {
+      const pair = node.items.find((p) => String((p.key as { value?: unknown } | null)?.value) === part);
+      if (!pair) break;
+      offset = (pair.key as YamlNode).range?.[0] ?? offset;
+      if (!pair.value) break;
+      node = pair.value as YamlNode;
+    } else if (isSeq(node)) {
+      const item = node.items[Number(part)] as YamlNode | undefined;
+      if (!item) break;
+      node = item;
+      offset = item.range?.[0] ?? offset;
+    } else break;
+  }
+  return offset;
+}

@@ -1,0 +1,33 @@
+import type { Problem } from './validate.ts';
+import { pathToField } from './validate.ts';
+import type { AppliedResource, DeploymentSpec } from './resources.ts';
+
+/**
+ * Rules a schema cannot say: they run after the schema check, on the server and in the CLI,
+ * and name the field like schema errors do.
+ */
+export function deploymentProblems(spec: DeploymentSpec): Problem[] {
+  const out: Problem[] = [];
+  const at = (path: (string | number)[], message: string) => out.push({ path: path.map(String), field: pathToField(path), message });
+  const seen = new Set<string>();
+  spec.template.components.forEach((component, i) => {
+    const base = ['spec', 'template', 'components', i];
+    if (seen.has(component.name)) at([...base, 'name'], `component "${component.name}" appears twice`);
+    seen.add(component.name);
+    if (!component.image && !component.command) at(base, 'needs "image" (a container) or "command" (a native process)');
+    const probes = (['http', 'tcp', 'command', 'running'] as const).filter((k) => component.health?.[k] !== undefined);
+    if (probes.length > 1) at([...base, 'health'], `has ${probes.join(' and ')}; choose one probe`);
+    component.ports?.forEach((mapping, j) => {
+      const numbers = mapping.replace(/\/(tcp|udp)$/, '').split(':').map(Number);
+      if (numbers.some((n) => n < 1 || n > 65535)) at([...base, 'ports', j], `"${mapping}" has a port outside 1-65535`);
+    });
+  });
+  spec.strategy?.waves?.forEach((wave, i) => {
+    if ((wave.devices === undefined) === (wave.percent === undefined)) at(['spec', 'strategy', 'waves', i], 'give exactly one of "devices" or "percent"');
+  });
+  return out;
+}
+
+export function resourceProblems(resource: AppliedResource): Problem[] {
+  return resource.kind === 'Deployment' ? deploymentProblems(resource.spec) : [];
+}

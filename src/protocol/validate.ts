@@ -1,0 +1,78 @@
+import { FormatRegistry, type Static, type TSchema } from '@sinclair/typebox';
+import { TypeCompiler, type TypeCheck } from '@sinclair/typebox/compiler';
+import { ValueErrorType, type ValueError } from '@sinclair/typebox/errors';
+import { DriftlessError } from './errors.ts';
+
+// TypeBox knows no string formats until told; the protocol uses one. Registering is idempotent.
+const isoTime = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$/;
+if (!FormatRegistry.Has('date-time')) FormatRegistry.Set('date-time', (value) => isoTime.test(value) && !Number.isNaN(Date.parse(value)));
+
+/** Compiled validators, one per schema object, built on first use. */
+const checks = new WeakMap<TSchema, TypeCheck<TSchema>>();
+
+function checkerFor<T extends TSchema>(schema: T): TypeCheck<T> {
+  let check = checks.get(schema);
+  if (!check) {
+    check = TypeCompiler.Compile(schema);
+    checks.set(schema, check);
+  }
+  return check as TypeCheck<T>;
+}
+
+/** One problem with an input: the path of the field (`spec.template.components[0].image`) and what is wrong. */
+export type Problem = { path: string[]; field: string; message: string };
+
+export function pathToField(path: readonly (string | number)[]): string {
+  let out = '';
+  for (const part of path) {
+    if (typeof part === 'number' || /^[0-9]+$/.test(String(part))) out += `[${part}]`;
+    else out += out ? `.${part}` : String(part);
+  }
+  return out || '(document)';
+}
+
+function describe(error: ValueError): Problem {
+  const path = error.path.split('/').slice(1).map((p) => p.replace(/~1/g, '/').replace(/~0/g, '~'));
+  const field = pathToField(path);
+  switch (error.type) {
+    case ValueErrorType.ObjectAdditionalProperties:
+      return { path, field, message: `unknown field "${path.at(-1)}"` };
+    case ValueErrorType.ObjectRequiredProperty:
+      return { path, field, message: `missing required field "${path.at(-1)}"` };
+    case ValueErrorType.Literal:
+      return { path, field, message: `must be ${JSON.stringify(error.schema.const)}, not ${JSON.stringify(error.value)}` };
+    case ValueErrorType.Union: {
+      const literals = (error.schema.anyOf as TSchema[] | undefined)?.filter((s) => 'const' in s).map((s) => JSON.stringify(s.const));
+      if (literals && literals.length > 0) return { path, field, message: `must be one of ${literals.join(', ')}` };
+      return { path, field, message: error.message.toLowerCase() };
+    }
+    case ValueErrorType.StringPattern:
+      return { path, field, message: error.schema.description ? `must be ${error.schema.description}` : `does not match ${error.schema.pattern}` };
+    default:
+      return { path, field, message: error.message.charAt(0).toLowerCase() + error.message.slice(1) };
+  }
+}
+
+/** The first few problems, most specific first: a union's own error is reported after its members'. */
+export function problems(schema: TSchema, value: unknown, limit = 5): Problem[] {
+  const out: Problem[] = [];
+  for (const error of checkerFor(schema).Errors(value)) {
+    out.push(describe(error));
+    if (out.length >= limit) break;
+  }
+  return out;
+}
+
+export function isValid<T extends TSchema>(schema: T, value: unknown): value is Static<T> {
+  return checkerFor(schema).Check(value);
+}
+
+/**
+ * Returns the value typed by its schema, or throws one `invalid-input` error naming the field.
+ * `where` says what was being read ("request body", "deployment.yaml").
+ */
+export function parseAs<T extends TSchema>(schema: T, value: unknown, where: string): Static<T> {
+  if (checkerFor(schema).Check(value)) return value;
+  const [first] = problems(schema, value, 1);
+  throw new DriftlessError('invalid-input', `${where}: ${first ? `${first.field}: ${first.message}` : 'invalid'}`);
+}

@@ -1,0 +1,41 @@
+import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import { sha256Hex } from '../../protocol/canonical.ts';
+
+/** Operator and enrollment tokens are random and stored only as their SHA-256. */
+export function newSecretToken(prefix: 'dla' | 'dle'): string {
+  return `${prefix}_${randomBytes(24).toString('base64url')}`;
+}
+
+export function hashToken(token: string): string {
+  return sha256Hex(token);
+}
+
+/**
+ * A device session token: the device name and expiry, MACed with the server's session secret.
+ * Checking one is a hash, not a database read, so the unchanged-state poll stays cheap, and any
+ * replica holding the secret can check it.
+ */
+export function issueSessionToken(secret: Buffer, device: string, expiresAtMs: number): string {
+  const body = Buffer.from(JSON.stringify([device, expiresAtMs])).toString('base64url');
+  return `${body}.${mac(secret, body)}`;
+}
+
+export function readSessionToken(secret: Buffer, token: string, nowMs: number): { device: string; expiresAtMs: number } | null {
+  const dot = token.indexOf('.');
+  if (dot <= 0) return null;
+  const body = token.slice(0, dot);
+  const given = Buffer.from(token.slice(dot + 1), 'base64url');
+  const expected = Buffer.from(mac(secret, body), 'base64url');
+  if (given.length !== expected.length || !timingSafeEqual(given, expected)) return null;
+  try {
+    const [device, expiresAtMs] = JSON.parse(Buffer.from(body, 'base64url').toString()) as [unknown, unknown];
+    if (typeof device !== 'string' || typeof expiresAtMs !== 'number' || expiresAtMs <= nowMs) return null;
+    return { device, expiresAtMs };
+  } catch {
+    return null;
+  }
+}
+
+function mac(secret: Buffer, body: string): string {
+  return createHmac('sha256', secret).update(body).digest('base64url');
+}

@@ -1,0 +1,58 @@
+import { contentHash } from '../../protocol/canonical.ts';
+import type { DesiredComponent, DesiredState } from '../../protocol/messages.ts';
+import type { Labels, Selector, Template } from '../../protocol/resources.ts';
+import { selectorMatches } from '../../protocol/selectors.ts';
+
+/** A Deployment as the desired-state computation needs it: its selector and the template each device gets. */
+export type DeploymentTarget = {
+  name: string;
+  selector: Selector;
+  /**
+   * The revision and template this device should run, as decided by the rollout engine
+   * (or null when the engine holds this device back from every revision).
+   */
+  releaseFor(device: string): { revision: number; template: Template } | null;
+};
+
+export type DeviceFacts = { name: string; labels: Labels; site: string | null };
+
+/**
+ * The components a device must run: one entry per component of every Deployment that selects it,
+ * in a stable order. Pure: the same inputs always give the same list.
+ */
+export function desiredComponentsFor(device: DeviceFacts, deployments: readonly DeploymentTarget[]): DesiredComponent[] {
+  const out: DesiredComponent[] = [];
+  for (const deployment of deployments) {
+    if (!selectorMatches(deployment.selector, device)) continue;
+    const release = deployment.releaseFor(device.name);
+    if (!release) continue;
+    for (const component of release.template.components) {
+      out.push({ ...component, deployment: deployment.name, revision: release.revision, version: component.version ?? release.template.version });
+    }
+  }
+  return out.sort((a, b) => (a.deployment === b.deployment ? cmp(a.name, b.name) : cmp(a.deployment, b.deployment)));
+}
+
+const cmp = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
+
+/** The part of a desired state whose change means a new generation; the time it was issued is not. */
+export function desiredContentHash(components: readonly DesiredComponent[]): string {
+  return contentHash({ components });
+}
+
+/**
+ * The next desired-state document for a device, or null when nothing changed. The generation only
+ * ever grows, and an empty list is marked as intended so the agent can tell it from a lost one.
+ */
+export function nextDesiredState(
+  device: string,
+  components: DesiredComponent[],
+  previous: { generation: number; contentHash: string } | null,
+  issuedAt: string,
+): { state: DesiredState; contentHash: string } | null {
+  const hash = desiredContentHash(components);
+  if (previous && previous.contentHash === hash) return null;
+  const state: DesiredState = { device, generation: (previous?.generation ?? 0) + 1, issuedAt, components };
+  if (components.length === 0) state.removeAll = true;
+  return { state, contentHash: hash };
+}

@@ -1,0 +1,58 @@
+import type { KeyObject } from 'node:crypto';
+import { canonicalJson } from '../../protocol/canonical.ts';
+import type { SignedDesiredState } from '../../protocol/messages.ts';
+import { signValue } from '../../protocol/signing.ts';
+import type { RolloutEngine } from '../rollout/rollout-engine.ts';
+import type { Store } from '../store/store.ts';
+import { desiredComponentsFor, nextDesiredState } from './compute.ts';
+
+/** A device's current document, ready to serve: its body bytes and entity tag. */
+export type ServedDesired = { etag: string; body: string; generation: number };
+
+/**
+ * Keeps each device's signed desired-state document. `refresh` recomputes inside the caller's
+ * transaction and returns what to publish; `publish` puts it in the in-memory cache only after
+ * the transaction committed, so the poll path never serves what was not stored.
+ */
+export type DesiredService = {
+  refresh(store: Store, devices?: readonly string[]): Promise<SignedDesiredState[]>;
+  publish(documents: readonly SignedDesiredState[]): void;
+  served(device: string): ServedDesired | undefined;
+  warm(store: Store): Promise<void>;
+};
+
+export function createDesiredService(deps: { signingKey: KeyObject; keyId: string; rollouts: RolloutEngine; now: () => number }): DesiredService {
+  const cache = new Map<string, ServedDesired>();
+  const toServed = (doc: SignedDesiredState): ServedDesired => ({
+    etag: `"g${doc.payload.generation}-${doc.signature.slice(0, 16).replace(/[^A-Za-z0-9]/g, '')}"`,
+    body: canonicalJson(doc),
+    generation: doc.payload.generation,
+  });
+
+  return {
+    async refresh(store, only) {
+      const targets = await deps.rollouts.targets(store);
+      const devices = (await store.listDevices()).filter((d) => d.status === 'accepted' && (!only || only.includes(d.name)));
+      const issuedAt = new Date(deps.now()).toISOString();
+      const changed: SignedDesiredState[] = [];
+      for (const device of devices) {
+        const previous = await store.getDesired(device.name);
+        const next = nextDesiredState(device.name, desiredComponentsFor(device, targets), previous, issuedAt);
+        if (!next) continue;
+        const document: SignedDesiredState = { payload: next.state, keyId: deps.keyId, signature: signValue(deps.signingKey, next.state) };
+        await store.putDesired({ device: device.name, generation: next.state.generation, contentHash: next.contentHash, document, issuedAt });
+        changed.push(document);
+      }
+      return changed;
+    },
+    publish(documents) {
+      for (const doc of documents) cache.set(doc.payload.device, toServed(doc));
+    },
+    served(device) {
+      return cache.get(device);
+    },
+    async warm(store) {
+      for (const record of await store.listDesired()) cache.set(record.device, toServed(record.document));
+    },
+  };
+}

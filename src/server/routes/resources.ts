@@ -1,0 +1,130 @@
+import type { FastifyInstance } from 'fastify';
+import { Type, type Static } from '@sinclair/typebox';
+import { DriftlessError } from '../../protocol/errors.ts';
+import { applicableKinds, DeviceView, DriftEntry, type AppliedResource, type DeploymentView, type RolloutView, type SiteView } from '../../protocol/resources.ts';
+import { resourceProblems } from '../../protocol/rules.ts';
+import { matchesRequirements, parseLabelSelector } from '../../protocol/selectors.ts';
+import { problems } from '../../protocol/validate.ts';
+import type { AppDeps } from '../app.ts';
+import { summariseDrift } from '../drift/drift.ts';
+import { applyResources } from '../fleet/apply.ts';
+import { fleetView, viewOf } from '../fleet/views.ts';
+import type { DeploymentRecord, RolloutRecord } from '../store/store.ts';
+
+const ApplyBody = Type.Object({ resources: Type.Array(Type.Unknown(), { minItems: 1, maxItems: 1000 }) }, { additionalProperties: false });
+const NameParams = Type.Object({ name: Type.String({ minLength: 1, maxLength: 253 }) });
+const DeviceQuery = Type.Object(
+  { selector: Type.Optional(Type.String({ maxLength: 1000 })), site: Type.Optional(Type.String({ maxLength: 63 })) },
+  { additionalProperties: false },
+);
+const RolloutQuery = Type.Object({ deployment: Type.Optional(Type.String({ maxLength: 63 })) }, { additionalProperties: false });
+
+/** Reads each submitted resource against the schema of its kind; the first problem names its index and field. */
+function readResources(items: readonly unknown[]): AppliedResource[] {
+  return items.map((item, index) => {
+    const kind = (item as { kind?: unknown } | null)?.kind;
+    const name = (item as { metadata?: { name?: unknown } } | null)?.metadata?.name;
+    const where = `resources[${index}]${typeof kind === 'string' ? ` (${kind}${typeof name === 'string' ? ` ${name}` : ''})` : ''}`;
+    if (typeof kind !== 'string' || !Object.hasOwn(applicableKinds, kind)) {
+      throw new DriftlessError('invalid-input', `${where}: kind: must be one of ${Object.keys(applicableKinds).join(', ')}`);
+    }
+    const schema = applicableKinds[kind as keyof typeof applicableKinds];
+    const [first] = [...problems(schema, item, 1), ...(problems(schema, item, 1).length === 0 ? resourceProblems(item as AppliedResource) : [])];
+    if (first) throw new DriftlessError('invalid-input', `${where}: ${first.field}: ${first.message}`);
+    return item as AppliedResource;
+  });
+}
+
+/** Operators' resources: apply, list, describe, drift. Reads need viewer, changes need operator. */
+export function registerResourceRoutes(app: FastifyInstance, deps: AppDeps): void {
+  const { store, desired, rollouts, presence } = deps;
+  const clock = { now: deps.now, offlineAfterMs: deps.offlineAfterMs };
+
+  app.post<{ Body: Static<typeof ApplyBody> }>(
+    '/v1/apply',
+    { config: { access: 'operator' }, schema: { tags: ['resources'], summary: 'Create or update resources; all or nothing', body: ApplyBody } },
+    async (request) => {
+      const resources = readResources(request.body.resources);
+      const nowIso = new Date(deps.now()).toISOString();
+      const { results, documents } = await store.transaction(async (tx) => {
+        const results = await applyResources(tx, rollouts, resources, nowIso);
+        const documents = await desired.refresh(tx);
+        return { results, documents };
+      });
+      desired.publish(documents);
+      return { results };
+    },
+  );
+
+  app.get<{ Querystring: Static<typeof DeviceQuery> }>(
+    '/v1/devices',
+    { config: { access: 'viewer' }, schema: { tags: ['devices'], summary: 'Devices with desired and actual state', querystring: DeviceQuery, response: { 200: Type.Array(DeviceView) } } },
+    async (request) => {
+      const requirements = request.query.selector ? parseLabelSelector(request.query.selector) : [];
+      const site = request.query.site;
+      const { devices } = await fleetView(store, presence, clock, (d) => matchesRequirements(d.labels, requirements) && (!site || d.site === site));
+      return devices;
+    },
+  );
+
+  app.get<{ Params: Static<typeof NameParams> }>(
+    '/v1/devices/:name',
+    { config: { access: 'viewer' }, schema: { tags: ['devices'], summary: 'One device with recent events and status history', params: NameParams } },
+    async (request) => {
+      const device = await store.getDevice(request.params.name);
+      if (!device) throw new DriftlessError('not-found', `device "${request.params.name}" not found`);
+      const { view, drift } = viewOf(device, (await store.getDesired(device.name)) ?? undefined, await store.listComponents(device.name), presence, clock);
+      return { ...view, drift, events: await store.listEvents(device.name, 50), history: await store.listStatusHistory(device.name, 20) };
+    },
+  );
+
+  app.get(
+    '/v1/drift',
+    { config: { access: 'viewer' }, schema: { tags: ['devices'], summary: 'Every device and component whose actual state differs from desired, and why' } },
+    async (): Promise<{ summary: string; entries: Static<typeof DriftEntry>[] }> => {
+      const { devices, drift } = await fleetView(store, presence, clock);
+      return { summary: summariseDrift(drift, devices.length), entries: drift };
+    },
+  );
+
+  app.get('/v1/sites', { config: { access: 'viewer' }, schema: { tags: ['sites'], summary: 'Sites' } }, async (): Promise<SiteView[]> => {
+    const devices = await store.listDevices();
+    return (await store.listSites()).map((s) => ({ name: s.name, labels: s.labels, spec: s.spec, devices: devices.filter((d) => d.site === s.name).length, createdAt: s.createdAt }));
+  });
+  app.get<{ Params: Static<typeof NameParams> }>('/v1/sites/:name', { config: { access: 'viewer' }, schema: { tags: ['sites'], params: NameParams } }, async (request) => {
+    const site = await store.getSite(request.params.name);
+    if (!site) throw new DriftlessError('not-found', `site "${request.params.name}" not found`);
+    const devices = (await store.listDevices()).filter((d) => d.site === site.name).map((d) => d.name);
+    return { name: site.name, labels: site.labels, spec: site.spec, devices: devices.length, deviceNames: devices, createdAt: site.createdAt };
+  });
+
+  app.get('/v1/deployments', { config: { access: 'viewer' }, schema: { tags: ['deployments'], summary: 'Deployments' } }, async (): Promise<DeploymentView[]> => {
+    return (await store.listDeployments()).map(deploymentView);
+  });
+  app.get<{ Params: Static<typeof NameParams> }>('/v1/deployments/:name', { config: { access: 'viewer' }, schema: { tags: ['deployments'], params: NameParams } }, async (request) => {
+    const deployment = await store.getDeployment(request.params.name);
+    if (!deployment) throw new DriftlessError('not-found', `deployment "${request.params.name}" not found`);
+    const revisions = (await store.listRevisions(deployment.name)).map((r) => ({ revision: r.revision, version: r.template.version, createdAt: r.createdAt }));
+    const history = (await store.listRollouts(deployment.name)).map(rolloutView);
+    return { ...deploymentView(deployment), revisions, rollouts: history };
+  });
+
+  app.get<{ Querystring: Static<typeof RolloutQuery> }>(
+    '/v1/rollouts',
+    { config: { access: 'viewer' }, schema: { tags: ['rollouts'], summary: 'Rollouts, oldest first', querystring: RolloutQuery } },
+    async (request): Promise<RolloutView[]> => (await store.listRollouts(request.query.deployment)).map(rolloutView),
+  );
+  app.get<{ Params: Static<typeof NameParams> }>('/v1/rollouts/:name', { config: { access: 'viewer' }, schema: { tags: ['rollouts'], params: NameParams } }, async (request) => {
+    const rollout = await store.getRollout(request.params.name);
+    if (!rollout) throw new DriftlessError('not-found', `rollout "${request.params.name}" not found`);
+    return rolloutView(rollout);
+  });
+}
+
+function deploymentView(d: DeploymentRecord): DeploymentView {
+  return { name: d.name, labels: d.labels, spec: d.spec, revision: d.revision, targetRevision: d.targetRevision, createdAt: d.createdAt, updatedAt: d.updatedAt };
+}
+
+function rolloutView(r: RolloutRecord): RolloutView {
+  return { name: r.name, deployment: r.deployment, revision: r.revision, state: r.state as RolloutView['state'], waves: r.waves, reason: r.reason, createdAt: r.createdAt, updatedAt: r.updatedAt };
+}

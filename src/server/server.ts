@@ -1,0 +1,116 @@
+import { randomBytes, randomUUID } from 'node:crypto';
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import type { FastifyInstance } from 'fastify';
+import { generateKeyPair, keyId, loadPrivateKey } from '../protocol/signing.ts';
+import { buildApp } from './app.ts';
+import { hashToken, newSecretToken } from './auth/tokens.ts';
+import { createDesiredService } from './desired/desired-service.ts';
+import { createPresence } from './presence.ts';
+import { createRolloutEngine } from './rollout/rollout-engine.ts';
+import { migrateToLatest } from './store/migrate.ts';
+import { openSqlite } from './store/sqlite.ts';
+import { createSqlStore, type Store } from './store/store.ts';
+
+export type ServerOptions = {
+  dataDir: string;
+  host: string;
+  port: number;
+  /** The first admin token; generated when absent. */
+  adminToken?: string;
+  /** The fleet's bootstrap enrollment token; generated when absent. */
+  enrollToken?: string;
+  pollSeconds?: number;
+  logger?: boolean;
+  now?: () => number;
+};
+
+export type RunningServer = {
+  app: FastifyInstance;
+  url: string;
+  store: Store;
+  /** Credentials made on this start (shown once), if any. */
+  created: { adminToken?: string; enrollToken?: string };
+  close(): Promise<void>;
+};
+
+/** Opens the store, keys and credentials, and serves the API until `close()`. */
+export async function startServer(options: ServerOptions): Promise<RunningServer> {
+  const now = options.now ?? Date.now;
+  mkdirSync(options.dataDir, { recursive: true, mode: 0o700 });
+  const db = openSqlite(join(options.dataDir, 'driftless.db'));
+  await migrateToLatest(db as never);
+  const store = createSqlStore(db);
+
+  const signing = await loadOrCreate(store, 'signing-key', () => JSON.stringify(generateKeyPair()));
+  const { privateKey, publicKey } = JSON.parse(signing) as { privateKey: string; publicKey: string };
+  const sessionSecret = Buffer.from(await loadOrCreate(store, 'session-secret', () => randomBytes(32).toString('base64')), 'base64');
+  const created = await ensureCredentials(store, options, new Date(now()).toISOString());
+
+  const pollSeconds = options.pollSeconds ?? 30;
+  const rollouts = createRolloutEngine();
+  const desired = createDesiredService({ signingKey: loadPrivateKey(privateKey), keyId: keyId(publicKey), rollouts, now });
+  await desired.warm(store);
+  const presence = createPresence(store);
+  const app = await buildApp({
+    store,
+    desired,
+    rollouts,
+    presence,
+    serverKey: { publicKey, keyId: keyId(publicKey) },
+    sessionSecret,
+    now,
+    pollSeconds,
+    offlineAfterMs: Math.max(3 * pollSeconds * 1000, 15_000),
+    logger: options.logger,
+  });
+
+  const background = [
+    setInterval(() => void presence.flush().catch((e: unknown) => app.log.error(e)), 5_000),
+    setInterval(() => void store.transaction((tx) => rollouts.tick(tx, new Date(now()).toISOString())).catch((e: unknown) => app.log.error(e)), 2_000),
+  ];
+  await app.listen({ host: options.host, port: options.port });
+  const address = app.server.address();
+  const port = typeof address === 'object' && address ? address.port : options.port;
+  const host = options.host === '0.0.0.0' || options.host === '::' ? '127.0.0.1' : options.host;
+
+  return {
+    app,
+    url: `http://${host.includes(':') ? `[${host}]` : host}:${port}`,
+    store,
+    created,
+    async close() {
+      for (const timer of background) clearInterval(timer);
+      await app.close();
+      await presence.flush().catch(() => undefined);
+      await db.destroy();
+    },
+  };
+}
+
+async function loadOrCreate(store: Store, key: string, make: () => string): Promise<string> {
+  const existing = await store.getMeta(key);
+  if (existing) return existing;
+  const value = make();
+  await store.setMeta(key, value);
+  return value;
+}
+
+/** On first start (or when a script names them) make the admin token and the bootstrap enrollment token. */
+async function ensureCredentials(store: Store, options: ServerOptions, nowIso: string): Promise<RunningServer['created']> {
+  const created: RunningServer['created'] = {};
+  await store.transaction(async (tx) => {
+    const firstStart = (await tx.countApiTokens()) === 0;
+    const admin = options.adminToken ?? (firstStart ? newSecretToken('dla') : undefined);
+    if (admin && !(await tx.findApiToken(hashToken(admin)))) {
+      await tx.insertApiToken({ id: randomUUID(), tokenHash: hashToken(admin), role: 'admin', description: 'first admin', createdAt: nowIso, expiresAt: null, revokedAt: null });
+      created.adminToken = admin;
+    }
+    const enroll = options.enrollToken ?? (firstStart ? newSecretToken('dle') : undefined);
+    if (enroll && !(await tx.findEnrollToken(hashToken(enroll)))) {
+      await tx.insertEnrollToken({ id: randomUUID(), tokenHash: hashToken(enroll), description: 'bootstrap', createdAt: nowIso, expiresAt: null, revokedAt: null });
+      created.enrollToken = enroll;
+    }
+  });
+  return created;
+}

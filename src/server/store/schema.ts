@@ -1,0 +1,94 @@
+import type { Generated } from 'kysely';
+
+/**
+ * The tables, as Kysely sees them. JSON travels as TEXT so the same schema runs on SQLite and
+ * PostgreSQL; times are ISO 8601 strings (UTC), which sort as they should on both.
+ */
+export type Database = {
+  meta: { key: string; value: string };
+  api_tokens: {
+    id: string;
+    token_hash: string;
+    role: string;
+    description: string;
+    created_at: string;
+    expires_at: string | null;
+    revoked_at: string | null;
+  };
+  enroll_tokens: {
+    id: string;
+    token_hash: string;
+    description: string;
+    created_at: string;
+    expires_at: string | null;
+    revoked_at: string | null;
+  };
+  sites: { name: string; labels: string; spec: string; created_at: string; updated_at: string };
+  devices: {
+    name: string;
+    site: string | null;
+    labels: string;
+    facts: string;
+    public_key: string;
+    status: string;
+    enrolled_at: string;
+    last_seen: string | null;
+    applied_generation: number;
+  };
+  deployments: {
+    name: string;
+    labels: string;
+    spec: string;
+    revision: number;
+    target_revision: number;
+    created_at: string;
+    updated_at: string;
+  };
+  deployment_revisions: {
+    deployment: string;
+    revision: number;
+    template_hash: string;
+    template: string;
+    created_at: string;
+  };
+  rollouts: {
+    name: string;
+    deployment: string;
+    revision: number;
+    state: string;
+    reason: string | null;
+    waves: string;
+    created_at: string;
+    updated_at: string;
+  };
+  device_desired: { device: string; generation: number; content_hash: string; document: string; issued_at: string };
+  device_components: {
+    device: string;
+    deployment: string;
+    component: string;
+    desired_version: string | null;
+    version: string | null;
+    state: string;
+    reason: string | null;
+    detail: string | null;
+    since: string;
+    reported_at: string;
+  };
+  status_history: {
+    id: Generated<number>;
+    device: string;
+    generation: number;
+    reported_at: string;
+    received_at: string;
+    components: string;
+  };
+  device_events: {
+    device: string;
+    seq: number;
+    at: string;
+    type: string;
+    component: string | null;
+    message: string;
+    received_at: string;
+  };
+};

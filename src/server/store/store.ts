@@ -1,0 +1,396 @@
+import type { Kysely, Transaction } from 'kysely';
+import type { ComponentStatus, DeviceEvent, Facts, SignedDesiredState } from '../../protocol/messages.ts';
+import type { DeploymentSpec, Labels, SiteSpec, Template } from '../../protocol/resources.ts';
+import type { Database } from './schema.ts';
+
+/** Records as the rest of the server sees them: JSON already parsed, names in the domain's words. */
+export type DeviceRecord = {
+  name: string;
+  site: string | null;
+  labels: Labels;
+  facts: Facts;
+  publicKey: string;
+  status: 'accepted' | 'revoked';
+  enrolledAt: string;
+  lastSeen: string | null;
+  appliedGeneration: number;
+};
+export type SiteRecord = { name: string; labels: Labels; spec: SiteSpec; createdAt: string; updatedAt: string };
+export type DeploymentRecord = {
+  name: string;
+  labels: Labels;
+  spec: DeploymentSpec;
+  /** The newest revision of the template. */
+  revision: number;
+  /** The revision the rollout engine has released to every selected device. */
+  targetRevision: number;
+  createdAt: string;
+  updatedAt: string;
+};
+export type RevisionRecord = { deployment: string; revision: number; templateHash: string; template: Template; createdAt: string };
+export type RolloutWave = { index: number; devices: number; updated: number; failed: number; state: string };
+export type RolloutRecord = {
+  name: string;
+  deployment: string;
+  revision: number;
+  state: string;
+  reason: string | null;
+  waves: RolloutWave[];
+  createdAt: string;
+  updatedAt: string;
+};
+export type DesiredRecord = { device: string; generation: number; contentHash: string; document: SignedDesiredState; issuedAt: string };
+export type ComponentRecord = ComponentStatus & { device: string; reportedAt: string };
+export type EventRecord = DeviceEvent & { device: string; receivedAt: string };
+export type TokenRecord = { id: string; role: string; description: string; createdAt: string; expiresAt: string | null; revokedAt: string | null };
+
+/**
+ * The one store interface. Every method runs in the caller's transaction when called on the store
+ * that `transaction()` hands out, so a multi-step change commits whole or not at all.
+ */
+export type Store = {
+  transaction<T>(work: (store: Store) => Promise<T>): Promise<T>;
+
+  getMeta(key: string): Promise<string | null>;
+  setMeta(key: string, value: string): Promise<void>;
+
+  findApiToken(tokenHash: string): Promise<TokenRecord | null>;
+  countApiTokens(): Promise<number>;
+  insertApiToken(token: TokenRecord & { tokenHash: string }): Promise<void>;
+  findEnrollToken(tokenHash: string): Promise<TokenRecord | null>;
+  insertEnrollToken(token: Omit<TokenRecord, 'role'> & { tokenHash: string }): Promise<void>;
+
+  getDevice(name: string): Promise<DeviceRecord | null>;
+  listDevices(): Promise<DeviceRecord[]>;
+  insertDevice(device: DeviceRecord): Promise<void>;
+  updateDevice(name: string, change: Partial<Pick<DeviceRecord, 'site' | 'labels' | 'facts' | 'status' | 'appliedGeneration'>>): Promise<void>;
+  /** Many devices' last contact in one statement batch: presence is written in group commits, not per poll. */
+  recordLastSeen(seen: ReadonlyMap<string, string>): Promise<void>;
+
+  getSite(name: string): Promise<SiteRecord | null>;
+  listSites(): Promise<SiteRecord[]>;
+  putSite(site: SiteRecord): Promise<void>;
+
+  getDeployment(name: string): Promise<DeploymentRecord | null>;
+  listDeployments(): Promise<DeploymentRecord[]>;
+  putDeployment(deployment: DeploymentRecord): Promise<void>;
+  insertRevision(revision: RevisionRecord): Promise<void>;
+  getRevision(deployment: string, revision: number): Promise<RevisionRecord | null>;
+  listRevisions(deployment: string): Promise<RevisionRecord[]>;
+
+  getRollout(name: string): Promise<RolloutRecord | null>;
+  listRollouts(deployment?: string): Promise<RolloutRecord[]>;
+  putRollout(rollout: RolloutRecord): Promise<void>;
+
+  getDesired(device: string): Promise<DesiredRecord | null>;
+  listDesired(): Promise<DesiredRecord[]>;
+  putDesired(record: DesiredRecord): Promise<void>;
+
+  listComponents(device?: string): Promise<ComponentRecord[]>;
+  /** Replaces a device's reported components with this report's, keeps the report in history. */
+  recordStatus(device: string, generation: number, reportedAt: string, receivedAt: string, components: ComponentStatus[]): Promise<void>;
+  /** Stores events not seen before (by device and sequence number) and returns how many were new. */
+  recordEvents(device: string, receivedAt: string, events: DeviceEvent[]): Promise<number>;
+  listEvents(device: string, limit: number): Promise<EventRecord[]>;
+  listStatusHistory(device: string, limit: number): Promise<{ generation: number; reportedAt: string; components: ComponentStatus[] }[]>;
+};
+
+const json = (value: unknown) => JSON.stringify(value);
+const parse = <T>(text: string): T => JSON.parse(text) as T;
+
+type Db = Kysely<Database> | Transaction<Database>;
+
+export function createSqlStore(db: Kysely<Database>): Store {
+  return storeOn(db, db);
+}
+
+function storeOn(root: Kysely<Database>, db: Db): Store {
+  const store: Store = {
+    async transaction(work) {
+      if (db.isTransaction) return work(store);
+      return root.transaction().execute((trx) => work(storeOn(root, trx)));
+    },
+
+    async getMeta(key) {
+      const row = await db.selectFrom('meta').select('value').where('key', '=', key).executeTakeFirst();
+      return row?.value ?? null;
+    },
+    async setMeta(key, value) {
+      await db.insertInto('meta').values({ key, value }).onConflict((oc) => oc.column('key').doUpdateSet({ value })).execute();
+    },
+
+    async findApiToken(tokenHash) {
+      const row = await db.selectFrom('api_tokens').selectAll().where('token_hash', '=', tokenHash).executeTakeFirst();
+      return row ? tokenFromRow(row) : null;
+    },
+    async countApiTokens() {
+      const row = await db.selectFrom('api_tokens').select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow();
+      return Number(row.n);
+    },
+    async insertApiToken(t) {
+      await db
+        .insertInto('api_tokens')
+        .values({ id: t.id, token_hash: t.tokenHash, role: t.role, description: t.description, created_at: t.createdAt, expires_at: t.expiresAt, revoked_at: t.revokedAt })
+        .execute();
+    },
+    async findEnrollToken(tokenHash) {
+      const row = await db.selectFrom('enroll_tokens').selectAll().where('token_hash', '=', tokenHash).executeTakeFirst();
+      return row ? { ...tokenFromRow({ ...row, role: 'enroll' }) } : null;
+    },
+    async insertEnrollToken(t) {
+      await db
+        .insertInto('enroll_tokens')
+        .values({ id: t.id, token_hash: t.tokenHash, description: t.description, created_at: t.createdAt, expires_at: t.expiresAt, revoked_at: t.revokedAt })
+        .execute();
+    },
+
+    async getDevice(name) {
+      const row = await db.selectFrom('devices').selectAll().where('name', '=', name).executeTakeFirst();
+      return row ? deviceFromRow(row) : null;
+    },
+    async listDevices() {
+      const rows = await db.selectFrom('devices').selectAll().orderBy('name').execute();
+      return rows.map(deviceFromRow);
+    },
+    async insertDevice(d) {
+      await db
+        .insertInto('devices')
+        .values({
+          name: d.name,
+          site: d.site,
+          labels: json(d.labels),
+          facts: json(d.facts),
+          public_key: d.publicKey,
+          status: d.status,
+          enrolled_at: d.enrolledAt,
+          last_seen: d.lastSeen,
+          applied_generation: d.appliedGeneration,
+        })
+        .execute();
+    },
+    async updateDevice(name, change) {
+      const set: Partial<Database['devices']> = {};
+      if (change.site !== undefined) set.site = change.site;
+      if (change.labels !== undefined) set.labels = json(change.labels);
+      if (change.facts !== undefined) set.facts = json(change.facts);
+      if (change.status !== undefined) set.status = change.status;
+      if (change.appliedGeneration !== undefined) set.applied_generation = change.appliedGeneration;
+      if (Object.keys(set).length > 0) await db.updateTable('devices').set(set).where('name', '=', name).execute();
+    },
+    async recordLastSeen(seen) {
+      for (const [name, at] of seen) {
+        await db.updateTable('devices').set({ last_seen: at }).where('name', '=', name).where((eb) => eb.or([eb('last_seen', 'is', null), eb('last_seen', '<', at)])).execute();
+      }
+    },
+
+    async getSite(name) {
+      const row = await db.selectFrom('sites').selectAll().where('name', '=', name).executeTakeFirst();
+      return row ? siteFromRow(row) : null;
+    },
+    async listSites() {
+      return (await db.selectFrom('sites').selectAll().orderBy('name').execute()).map(siteFromRow);
+    },
+    async putSite(s) {
+      const values = { name: s.name, labels: json(s.labels), spec: json(s.spec), created_at: s.createdAt, updated_at: s.updatedAt };
+      await db.insertInto('sites').values(values).onConflict((oc) => oc.column('name').doUpdateSet({ labels: values.labels, spec: values.spec, updated_at: values.updated_at })).execute();
+    },
+
+    async getDeployment(name) {
+      const row = await db.selectFrom('deployments').selectAll().where('name', '=', name).executeTakeFirst();
+      return row ? deploymentFromRow(row) : null;
+    },
+    async listDeployments() {
+      return (await db.selectFrom('deployments').selectAll().orderBy('name').execute()).map(deploymentFromRow);
+    },
+    async putDeployment(d) {
+      const values = {
+        name: d.name,
+        labels: json(d.labels),
+        spec: json(d.spec),
+        revision: d.revision,
+        target_revision: d.targetRevision,
+        created_at: d.createdAt,
+        updated_at: d.updatedAt,
+      };
+      const { name: _name, created_at: _created, ...update } = values;
+      await db.insertInto('deployments').values(values).onConflict((oc) => oc.column('name').doUpdateSet(update)).execute();
+    },
+    async insertRevision(r) {
+      await db
+        .insertInto('deployment_revisions')
+        .values({ deployment: r.deployment, revision: r.revision, template_hash: r.templateHash, template: json(r.template), created_at: r.createdAt })
+        .execute();
+    },
+    async getRevision(deployment, revision) {
+      const row = await db.selectFrom('deployment_revisions').selectAll().where('deployment', '=', deployment).where('revision', '=', revision).executeTakeFirst();
+      return row ? revisionFromRow(row) : null;
+    },
+    async listRevisions(deployment) {
+      const rows = await db.selectFrom('deployment_revisions').selectAll().where('deployment', '=', deployment).orderBy('revision').execute();
+      return rows.map(revisionFromRow);
+    },
+
+    async getRollout(name) {
+      const row = await db.selectFrom('rollouts').selectAll().where('name', '=', name).executeTakeFirst();
+      return row ? rolloutFromRow(row) : null;
+    },
+    async listRollouts(deployment) {
+      let query = db.selectFrom('rollouts').selectAll();
+      if (deployment) query = query.where('deployment', '=', deployment);
+      return (await query.orderBy('created_at').orderBy('name').execute()).map(rolloutFromRow);
+    },
+    async putRollout(r) {
+      const values = {
+        name: r.name,
+        deployment: r.deployment,
+        revision: r.revision,
+        state: r.state,
+        reason: r.reason,
+        waves: json(r.waves),
+        created_at: r.createdAt,
+        updated_at: r.updatedAt,
+      };
+      await db
+        .insertInto('rollouts')
+        .values(values)
+        .onConflict((oc) => oc.column('name').doUpdateSet({ state: values.state, reason: values.reason, waves: values.waves, updated_at: values.updated_at }))
+        .execute();
+    },
+
+    async getDesired(device) {
+      const row = await db.selectFrom('device_desired').selectAll().where('device', '=', device).executeTakeFirst();
+      return row ? desiredFromRow(row) : null;
+    },
+    async listDesired() {
+      return (await db.selectFrom('device_desired').selectAll().execute()).map(desiredFromRow);
+    },
+    async putDesired(r) {
+      const values = { device: r.device, generation: r.generation, content_hash: r.contentHash, document: json(r.document), issued_at: r.issuedAt };
+      await db
+        .insertInto('device_desired')
+        .values(values)
+        .onConflict((oc) => oc.column('device').doUpdateSet({ generation: values.generation, content_hash: values.content_hash, document: values.document, issued_at: values.issued_at }))
+        .execute();
+    },
+
+    async listComponents(device) {
+      let query = db.selectFrom('device_components').selectAll();
+      if (device) query = query.where('device', '=', device);
+      const rows = await query.orderBy('device').orderBy('deployment').orderBy('component').execute();
+      return rows.map((row) => ({
+        device: row.device,
+        deployment: row.deployment,
+        name: row.component,
+        desiredVersion: row.desired_version,
+        version: row.version,
+        state: row.state as ComponentStatus['state'],
+        reason: row.reason,
+        detail: row.detail,
+        since: row.since,
+        reportedAt: row.reported_at,
+      }));
+    },
+    async recordStatus(device, generation, reportedAt, receivedAt, components) {
+      await db.deleteFrom('device_components').where('device', '=', device).execute();
+      if (components.length > 0) {
+        await db
+          .insertInto('device_components')
+          .values(
+            components.map((c) => ({
+              device,
+              deployment: c.deployment,
+              component: c.name,
+              desired_version: c.desiredVersion,
+              version: c.version,
+              state: c.state,
+              reason: c.reason,
+              detail: c.detail,
+              since: c.since,
+              reported_at: reportedAt,
+            })),
+          )
+          .execute();
+      }
+      await db.insertInto('status_history').values({ device, generation, reported_at: reportedAt, received_at: receivedAt, components: json(components) }).execute();
+      await db.updateTable('devices').set({ applied_generation: generation }).where('name', '=', device).execute();
+    },
+    async recordEvents(device, receivedAt, events) {
+      let added = 0;
+      for (const e of events) {
+        const result = await db
+          .insertInto('device_events')
+          .values({ device, seq: e.seq, at: e.at, type: e.type, component: e.component ?? null, message: e.message, received_at: receivedAt })
+          .onConflict((oc) => oc.columns(['device', 'seq']).doNothing())
+          .executeTakeFirst();
+        added += Number(result.numInsertedOrUpdatedRows ?? 0);
+      }
+      return added;
+    },
+    async listEvents(device, limit) {
+      const rows = await db.selectFrom('device_events').selectAll().where('device', '=', device).orderBy('seq', 'desc').limit(limit).execute();
+      return rows.map((row) => ({
+        device: row.device,
+        seq: row.seq,
+        at: row.at,
+        type: row.type as DeviceEvent['type'],
+        ...(row.component ? { component: row.component } : {}),
+        message: row.message,
+        receivedAt: row.received_at,
+      }));
+    },
+    async listStatusHistory(device, limit) {
+      const rows = await db.selectFrom('status_history').selectAll().where('device', '=', device).orderBy('id', 'desc').limit(limit).execute();
+      return rows.map((row) => ({ generation: row.generation, reportedAt: row.reported_at, components: parse<ComponentStatus[]>(row.components) }));
+    },
+  };
+  return store;
+}
+
+function tokenFromRow(row: Database['api_tokens']): TokenRecord {
+  return { id: row.id, role: row.role, description: row.description, createdAt: row.created_at, expiresAt: row.expires_at, revokedAt: row.revoked_at };
+}
+function deviceFromRow(row: Database['devices']): DeviceRecord {
+  return {
+    name: row.name,
+    site: row.site,
+    labels: parse(row.labels),
+    facts: parse(row.facts),
+    publicKey: row.public_key,
+    status: row.status as DeviceRecord['status'],
+    enrolledAt: row.enrolled_at,
+    lastSeen: row.last_seen,
+    appliedGeneration: Number(row.applied_generation),
+  };
+}
+function siteFromRow(row: Database['sites']): SiteRecord {
+  return { name: row.name, labels: parse(row.labels), spec: parse(row.spec), createdAt: row.created_at, updatedAt: row.updated_at };
+}
+function deploymentFromRow(row: Database['deployments']): DeploymentRecord {
+  return {
+    name: row.name,
+    labels: parse(row.labels),
+    spec: parse(row.spec),
+    revision: Number(row.revision),
+    targetRevision: Number(row.target_revision),
+    createdAt: row.created_at,
+    updatedAt: row.updated_at,
+  };
+}
+function revisionFromRow(row: Database['deployment_revisions']): RevisionRecord {
+  return { deployment: row.deployment, revision: Number(row.revision), templateHash: row.template_hash, template: parse(row.template), createdAt: row.created_at };
+}
+function rolloutFromRow(row: Database['rollouts']): RolloutRecord {
+  return {
+    name: row.name,
+    deployment: row.deployment,
+    revision: Number(row.revision),
+    state: row.state,
+    reason: row.reason,
+    waves: parse(row.waves),
+    createdAt: row.created_at,
+    updatedAt: row.updated_at,
+  };
+}
+function desiredFromRow(row: Database['device_desired']): DesiredRecord {
+  return { device: row.device, generation: Number(row.generation), contentHash: row.content_hash, document: parse(row.document), issuedAt: row.issued_at };
+}
