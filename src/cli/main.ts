@@ -12,13 +12,16 @@ import { serverCommand, type ServerFlags } from './server-command.ts';
 function buildProgram(): Command {
   const program = new Command('driftless')
     .description('Edge fleet orchestrator: deploy, update, watch and repair software across edge devices.')
-    .option('--server <url>', 'server URL (else DRIFTLESS_SERVER, else the local config file)')
-    .option('--token <token>', 'API token (else DRIFTLESS_TOKEN, else the local config file)')
     .showHelpAfterError(false)
     .exitOverride()
     .configureOutput({ writeErr: (text) => process.stderr.write(text.startsWith('error:') ? `driftless: ${text.slice(7)}` : text) });
-  const api = () => createApi(resolveConnection(program.opts<{ server?: string; token?: string }>()));
-  const output = new Option('-o, --output <format>', 'json, yaml or wide');
+  /** An operator command: it talks to the server's API, found from flags, environment or config file. */
+  const client = (name: string) =>
+    program
+      .command(name)
+      .option('--server <url>', 'server URL (else DRIFTLESS_SERVER, else the local config file)')
+      .option('--token <token>', 'API token (else DRIFTLESS_TOKEN, else the local config file)');
+  const api = (flags: { server?: string; token?: string }) => createApi(resolveConnection(flags));
 
   program
     .command('server')
@@ -60,45 +63,43 @@ function buildProgram(): Command {
       await agent.stop();
     });
 
-  program
-    .command('apply')
+  client('apply')
     .description('create or update resources from YAML (multi-document)')
     .requiredOption('-f, --filename <path>', 'a manifest file or a directory of them')
-    .addOption(output)
-    .action(async (flags: { filename: string; output?: string }) => applyCommand(api(), flags.filename, parseOutputFormat(flags.output)));
+    .addOption(new Option('-o, --output <format>', 'json'))
+    .action(async (flags: { filename: string; output?: string; server?: string; token?: string }) => applyCommand(api(flags), flags.filename, parseOutputFormat(flags.output)));
 
-  program
-    .command('get')
+  client('get')
     .description('list devices, sites, deployments or rollouts')
     .argument('<type>', 'devices|sites|deployments|rollouts')
     .argument('[name]')
     .option('-l, --selector <selector>', 'label selector, e.g. tier=store,region!=eu')
     .addOption(new Option('-o, --output <format>', 'json, yaml or wide'))
-    .action(async (type: string, name: string | undefined, flags: { selector?: string; output?: string }) =>
-      getCommand(api(), type, name, { ...(flags.selector !== undefined ? { selector: flags.selector } : {}), format: parseOutputFormat(flags.output) }),
+    .action(async (type: string, name: string | undefined, flags: { selector?: string; output?: string; server?: string; token?: string }) =>
+      getCommand(api(flags), type, name, { ...(flags.selector !== undefined ? { selector: flags.selector } : {}), format: parseOutputFormat(flags.output) }),
     );
 
-  program
-    .command('describe')
+  client('describe')
     .description('show one device, site, deployment or rollout in detail')
     .argument('<type>', 'device|site|deployment|rollout')
     .argument('<name>')
-    .action(async (type: string, name: string) => describeCommand(api(), type, name));
+    .action(async (type: string, name: string, flags: { server?: string; token?: string }) => describeCommand(api(flags), type, name));
 
-  program
-    .command('drift')
+  client('drift')
     .description('every device whose actual state differs from desired, and why')
     .addOption(new Option('-o, --output <format>', 'json or yaml'))
-    .action(async (flags: { output?: string }) => driftCommand(api(), parseOutputFormat(flags.output)));
+    .action(async (flags: { output?: string; server?: string; token?: string }) => driftCommand(api(flags), parseOutputFormat(flags.output)));
 
   const token = program.command('token').description('API tokens');
   token
     .command('create')
+    .option('--server <url>', 'server URL')
+    .option('--token <token>', 'API token')
     .description('create an API token (shown once)')
     .requiredOption('--role <role>', 'viewer, operator or admin')
     .addOption(new Option('-o, --output <format>', 'json'))
-    .action(async (flags: { role: string; output?: string }) => {
-      const created = await api().post<{ token: string; role: string; id: string }>('/v1/tokens', { role: flags.role });
+    .action(async (flags: { role: string; output?: string; server?: string; token?: string }) => {
+      const created = await api(flags).post<{ token: string; role: string; id: string }>('/v1/tokens', { role: flags.role });
       if (parseOutputFormat(flags.output) === 'json') process.stdout.write(`${JSON.stringify(created, null, 2)}\n`);
       else process.stdout.write(`${created.token}\n`);
     });
