@@ -20,7 +20,7 @@ fi
 # --- packages ---------------------------------------------------------------------------------
 # Asked of dpkg rather than of the PATH: `busybox` on the PATH may be the dynamically linked
 # package, and the test images need the static one.
-packages=(podman runc netavark aardvark-dns busybox-static iproute2 nftables iptables tmux postgresql curl ca-certificates)
+packages=(podman runc netavark aardvark-dns busybox-static iproute2 nftables iptables tmux postgresql curl ca-certificates wrk)
 missing=()
 for pkg in "${packages[@]}"; do
   status=$(dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null || true)

@@ -1,4 +1,4 @@
-import { isMap, isSeq, LineCounter, parseAllDocuments, type Node as YamlNode } from 'yaml';
+import { isMap, isScalar, isSeq, LineCounter, parseAllDocuments, type Node as YamlNode } from 'yaml';
 import { DriftlessError } from './errors.ts';
 import { applicableKinds, type AppliedResource } from './resources.ts';
 import { resourceProblems } from './rules.ts';
@@ -10,7 +10,8 @@ import { problems, type Problem } from './validate.ts';
  */
 export function parseManifest(text: string, file: string): AppliedResource[] {
   const lines = new LineCounter();
-  const documents = parseAllDocuments(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true });
+  // logLevel 'error': no process warnings (a collection used as a key); such keys then fail the schema like any bad field.
+  const documents = parseAllDocuments(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true, logLevel: 'error' });
   if (!Array.isArray(documents)) return [];
   const out: AppliedResource[] = [];
   for (const doc of documents) {
@@ -19,13 +20,20 @@ export function parseManifest(text: string, file: string): AppliedResource[] {
       const { line } = lines.linePos(syntax.pos[0]);
       throw new DriftlessError('invalid-input', `${file}:${line}: YAML: ${syntax.message.split('\n')[0]}`);
     }
-    if (doc.contents === null) continue; // an empty document between separators
-    const value: unknown = doc.toJS({ maxAliasCount: 100 });
+    // An empty document between separators (or after a trailing `---`) parses as a null scalar with no source.
+    if (doc.contents === null || (isScalar(doc.contents) && doc.contents.value === null && !doc.contents.source)) continue;
+    const docLine = lines.linePos((doc.contents as YamlNode).range?.[0] ?? 0).line;
+    let value: unknown;
+    try {
+      value = doc.toJS({ maxAliasCount: 100 });
+    } catch (error) {
+      // An unresolved alias or an alias bomb is found only when the document is built.
+      throw new DriftlessError('invalid-input', `${file}:${docLine}: YAML: ${(error as Error).message}`);
+    }
     const at = (problem: Problem) => {
       const { line } = lines.linePos(offsetOf(doc.contents as YamlNode, problem.path));
       return new DriftlessError('invalid-input', `${file}:${line}: ${problem.field}: ${problem.message}`);
     };
-    const docLine = lines.linePos((doc.contents as YamlNode).range?.[0] ?? 0).line;
     if (value === null || typeof value !== 'object' || Array.isArray(value)) {
       throw new DriftlessError('invalid-input', `${file}:${docLine}: a resource must be a mapping with apiVersion, kind, metadata and spec`);
     }

@@ -18,7 +18,8 @@ export const Name = Type.String({
   description: 'lower-case letters, digits, "-" and ".", 1 to 63 characters, starting and ending alphanumeric',
 });
 export const LabelKey = Type.String({ pattern: '^[A-Za-z0-9]([A-Za-z0-9._/-]{0,61}[A-Za-z0-9])?$' });
-export const Labels = Type.Record(LabelKey, Type.String({ maxLength: 253 }));
+// Closed: a record's key pattern only constrains keys that match it, so without this any key would pass.
+export const Labels = Type.Record(LabelKey, Type.String({ maxLength: 253 }), closed);
 export type Labels = Static<typeof Labels>;
 
 export const Metadata = Type.Object(
@@ -73,7 +74,7 @@ export const Component = Type.Object(
     command: Type.Optional(Type.Array(Type.String(), { minItems: 1 })),
     workingDir: Type.Optional(Type.String({ minLength: 1 })),
     ports: Type.Optional(Type.Array(PortMapping)),
-    env: Type.Optional(Type.Record(Type.String({ pattern: '^[A-Za-z_][A-Za-z0-9_]*$' }), Type.String())),
+    env: Type.Optional(Type.Record(Type.String({ pattern: '^[A-Za-z_][A-Za-z0-9_]*$' }), Type.String(), closed)),
     volumes: Type.Optional(Type.Array(VolumeMount)),
     health: Type.Optional(HealthCheck),
   },

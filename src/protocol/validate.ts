@@ -35,8 +35,12 @@ function describe(error: ValueError): Problem {
   const path = error.path.split('/').slice(1).map((p) => p.replace(/~1/g, '/').replace(/~0/g, '~'));
   const field = pathToField(path);
   switch (error.type) {
-    case ValueErrorType.ObjectAdditionalProperties:
+    case ValueErrorType.ObjectAdditionalProperties: {
+      // A record (labels, env) names its keys by pattern: the key is malformed, not unknown.
+      const keyPattern = Object.keys((error.schema.patternProperties as Record<string, unknown> | undefined) ?? {})[0];
+      if (keyPattern) return { path, field, message: `key "${path.at(-1)}" does not match ${keyPattern}` };
       return { path, field, message: `unknown field "${path.at(-1)}"` };
+    }
     case ValueErrorType.ObjectRequiredProperty:
       return { path, field, message: `missing required field "${path.at(-1)}"` };
     case ValueErrorType.Literal:

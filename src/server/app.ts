@@ -1,5 +1,5 @@
 import swagger from '@fastify/swagger';
-import Fastify, { type FastifyError, type FastifyInstance, type FastifyRequest } from 'fastify';
+import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { TSchema } from '@sinclair/typebox';
 import { DriftlessError } from '../protocol/errors.ts';
 import { problems } from '../protocol/validate.ts';
@@ -7,7 +7,7 @@ import type { DesiredService } from './desired/desired-service.ts';
 import type { Presence } from './presence.ts';
 import type { RolloutEngine } from './rollout/rollout-engine.ts';
 import type { Store } from './store/store.ts';
-import { hashToken, readSessionToken } from './auth/tokens.ts';
+import { createSessionCache, hashToken } from './auth/tokens.ts';
 import { registerDeviceRoutes } from './routes/device-protocol.ts';
 import { registerResourceRoutes } from './routes/resources.ts';
 import { registerTokenRoutes } from './routes/tokens.ts';
@@ -41,7 +41,17 @@ export type AppDeps = {
 };
 
 export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
-  const app = Fastify({ logger: deps.logger ?? false, bodyLimit: 4 * 1024 * 1024, return503OnClosing: true });
+  const app = Fastify({
+    logger: deps.logger ?? false,
+    bodyLimit: 4 * 1024 * 1024,
+    return503OnClosing: true,
+    // The router refuses some URLs before any route or error handler runs (a malformed escape, an over-long
+    // parameter); they get the same `{ error: { code, message } }` body as every other error.
+    frameworkErrors: (error, _request, reply) => {
+      const status = error.statusCode ?? 400;
+      void (reply as FastifyReply).status(status).send({ error: { code: status >= 500 ? 'internal' : 'invalid-input', message: error.message } });
+    },
+  });
   app.decorateRequest('device', null);
   app.decorateRequest('role', null);
 
@@ -58,12 +68,13 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     }
   });
 
+  const sessions = createSessionCache(deps.sessionSecret);
   app.addHook('onRequest', async (request) => {
     const access = request.routeOptions.config.access;
     if (!access || access === 'public') return;
     const token = bearer(request);
     if (access === 'device') {
-      const session = token ? readSessionToken(deps.sessionSecret, token, deps.now()) : null;
+      const session = token ? sessions.read(token, deps.now()) : null;
       if (!session) throw new DriftlessError('unauthorized', 'device session missing or expired; authenticate again');
       request.device = session.device;
       return;

@@ -69,15 +69,17 @@ export function plan(input: PlanInput): Step[] {
       steps.push({ action: 'verify', key, runtime, spec: target, previous: entry.committed });
       continue;
     }
+    // The target may be the last known good, which can run on another runtime than the desired spec.
+    const targetRuntime = runtimeOf(target.component);
     if (!running) {
       const localChange = target.specHash === desired.specHash ? `${key} was missing; created it again` : null;
-      steps.push({ action: 'create', key, runtime, spec: target, attempt: false, localChange });
+      steps.push({ action: 'create', key, runtime: targetRuntime, spec: target, attempt: false, localChange });
     } else if (running.specHash !== target.specHash) {
       steps.push({ action: 'remove', key, runtime: running.runtime, why: `returning to version ${target.component.version}` });
-      steps.push({ action: 'create', key, runtime, spec: target, attempt: false, localChange: null });
+      steps.push({ action: 'create', key, runtime: targetRuntime, spec: target, attempt: false, localChange: null });
     } else if (!running.running) {
       const code = running.exitCode === null ? '' : ` (exit code ${running.exitCode})`;
-      steps.push({ action: 'start', key, runtime, localChange: `${key} was stopped${code}; started it again` });
+      steps.push({ action: 'start', key, runtime: running.runtime, localChange: `${key} was stopped${code}; started it again` });
     }
   }
 

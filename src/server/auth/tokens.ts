@@ -39,3 +39,23 @@ export function readSessionToken(secret: Buffer, token: string, nowMs: number): 
 function mac(secret: Buffer, body: string): string {
   return createHmac('sha256', secret).update(body).digest('base64url');
 }
+
+/**
+ * Remembers session tokens already checked, so a device's poll costs a map lookup instead of a
+ * MAC. Bounded: when full it starts again empty (every entry can be re-checked from the token).
+ */
+export function createSessionCache(secret: Buffer, maxEntries = 200_000): { read(token: string, nowMs: number): { device: string; expiresAtMs: number } | null } {
+  let checked = new Map<string, { device: string; expiresAtMs: number }>();
+  return {
+    read(token, nowMs) {
+      const known = checked.get(token);
+      if (known) return known.expiresAtMs > nowMs ? known : null;
+      const session = readSessionToken(secret, token, nowMs);
+      if (session) {
+        if (checked.size >= maxEntries) checked = new Map();
+        checked.set(token, session);
+      }
+      return session;
+    },
+  };
+}

@@ -18,7 +18,7 @@ export async function applyResources(store: Store, rollouts: RolloutEngine, reso
         out.push(await applySite(store, resource, nowIso));
         break;
       case 'Device':
-        out.push(await applyDevice(store, resource));
+        out.push(await applyDevice(store, resource, nowIso));
         break;
       case 'Deployment':
         out.push(await applyDeployment(store, rollouts, resource, nowIso));
@@ -38,14 +38,14 @@ async function applySite(store: Store, resource: SiteResource, nowIso: string): 
   return { kind: 'Site', name, action: existing ? 'configured' : 'created' };
 }
 
-async function applyDevice(store: Store, resource: DeviceResource): Promise<ApplyOutcome> {
+async function applyDevice(store: Store, resource: DeviceResource, nowIso: string): Promise<ApplyOutcome> {
   const name = resource.metadata.name;
   const device = await store.getDevice(name);
   if (!device) throw new DriftlessError('not-found', `Device "${name}" is not enrolled: devices are registered by their agent, then labelled here`);
   const labels = resource.metadata.labels ?? device.labels;
   const site = resource.spec?.site ?? device.site;
   if (contentHash([labels, site]) === contentHash([device.labels, device.site])) return { kind: 'Device', name, action: 'unchanged' };
-  if (site !== null) await ensureSite(store, site, new Date().toISOString());
+  if (site !== null) await ensureSite(store, site, nowIso);
   await store.updateDevice(name, { labels, site });
   return { kind: 'Device', name, action: 'configured' };
 }

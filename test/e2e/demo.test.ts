@@ -1,0 +1,48 @@
+import assert from 'node:assert/strict';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { findProcesses, run } from '../support/child.ts';
+import { createFleet, DRIFTLESS, type Fleet } from '../support/fleet.ts';
+
+// `driftless demo --once` runs its whole drill (a good release, then a bad one every device reverts
+// on its own) and exits cleanly, leaving no workload behind.
+
+describe('driftless demo --once', { timeout: 240_000 }, () => {
+  let fleet: Fleet;
+
+  before(() => {
+    // Only for its directory, environment and clean-up: the demo starts its own server and agents.
+    fleet = createFleet('demo');
+  });
+
+  after(async () => {
+    await fleet?.cleanup();
+  });
+
+  it('runs the drill, shows the bad release reverted everywhere, and exits 0', async () => {
+    const result = await run(DRIFTLESS, ['demo', '--once', '--listen', '127.0.0.1:0', '--data', join(fleet.dir, 'demo')], {
+      cwd: fleet.dir,
+      env: fleet.env,
+      timeoutMs: 180_000,
+    });
+    const output = `stdout:\n${result.stdout}\nstderr:\n${result.stderr}`;
+    assert.equal(result.code, 0, output);
+
+    // Version 2 went out to all three devices, then version 3 was reverted on each by itself.
+    assert.match(result.stdout, /Applied Deployment "pos" version 2/, output);
+    assert.match(result.stdout, /Applied version 3, a bad release/, output);
+    for (const device of ['pos-1', 'pos-2', 'pos-3']) {
+      assert.match(result.stdout, new RegExp(`^${device}\\s+store-\\S+\\s+3\\s+2\\s+reverted\\s`, 'm'), `${device} reverted to 2:\n${output}`);
+      assert.match(result.stdout, new RegExp(`^\\s+${device} \\(store-\\S+\\): reverted: .+`, 'm'), `drift explains ${device}:\n${output}`);
+    }
+    assert.match(result.stdout, /3 of 3 devices drifted: 3 reverted/, output);
+
+    // It wrote the CLI's config where it was told (never the developer's own), and left nothing running.
+    const config = JSON.parse(readFileSync(fleet.env.DRIFTLESS_CONFIG!, 'utf8')) as { server?: string };
+    assert.match(config.server ?? '', /^http:\/\/127\.0\.0\.1:\d+$/);
+    assert.ok(existsSync(join(fleet.dir, 'demo', 'server')), 'the demo used the data directory it was given');
+    const left = findProcesses(({ cwd }) => cwd !== null && cwd.startsWith(fleet.dir));
+    assert.deepEqual(left, [], 'the demo stops its workloads when it exits');
+  });
+});
