@@ -2,7 +2,7 @@ import type { DeviceEvent } from '../../protocol/messages.ts';
 import { DriverError, type InstanceSpec, type RuntimeDriver, type RuntimeKind } from '../drivers/driver.ts';
 import type { ProbeResult } from '../health/health.ts';
 import type { ProbeTarget } from '../health/probe.ts';
-import type { LedgerStore } from '../ledger/ledger.ts';
+import type { LedgerStore, SpecRecord } from '../ledger/ledger.ts';
 import type { Step, StepAction, StepOf } from '../plan/steps.ts';
 import type { HealthCheck } from '../../protocol/resources.ts';
 
@@ -25,6 +25,23 @@ export function createExecutors(deps: ExecutorDeps): Executors {
     return found;
   };
 
+  /**
+   * A version that cannot be fetched or started is a failed attempt, recorded so the next pass
+   * returns to the last known good one. An unreachable runtime is transient: it is thrown, and
+   * the loop retries with back-off without blaming the version.
+   */
+  const failAttempt = (key: string, spec: SpecRecord, error: unknown): void => {
+    if (!(error instanceof DriverError) || error.reason === 'runtime-unavailable') throw error;
+    const version = spec.component.version;
+    const reason = error.reason === 'download-failed' ? 'download-failed' : 'start-failed';
+    deps.ledger.update(key, (entry) => ({
+      ...entry,
+      attempt: null,
+      failed: { ...entry.failed, [spec.specHash]: { reason, detail: `version ${version}: ${error.message}`, at: deps.nowIso() } },
+    }));
+    deps.emit({ type: 'start-failed', component: key, message: `version ${version}: ${error.message}` });
+  };
+
   return {
     async 'begin-attempt'(step) {
       deps.ledger.update(step.key, (entry) => ({
@@ -36,21 +53,23 @@ export function createExecutors(deps: ExecutorDeps): Executors {
       deps.log(`${step.key}: applying version ${step.spec.component.version}`);
     },
 
+    async prepare(step) {
+      const runtime = driver(step.runtime);
+      if (!runtime.prepare) return;
+      try {
+        await runtime.prepare({ key: step.key, specHash: step.spec.specHash, component: step.spec.component });
+      } catch (error) {
+        failAttempt(step.key, step.spec, error);
+      }
+    },
+
     async create(step) {
       const spec: InstanceSpec = { key: step.key, specHash: step.spec.specHash, component: step.spec.component };
       try {
         await driver(step.runtime).create(spec);
       } catch (error) {
-        // A version that cannot be fetched or started is a failed attempt, not a reason to stop; an unreachable runtime is transient.
-        if (!step.attempt || !(error instanceof DriverError) || error.reason === 'runtime-unavailable') throw error;
-        const version = step.spec.component.version;
-        const reason = error.reason === 'download-failed' ? 'download-failed' : 'start-failed';
-        deps.ledger.update(step.key, (entry) => ({
-          ...entry,
-          attempt: null,
-          failed: { ...entry.failed, [step.spec.specHash]: { reason, detail: `version ${version}: ${error.message}`, at: deps.nowIso() } },
-        }));
-        deps.emit({ type: 'start-failed', component: step.key, message: `version ${version}: ${error.message}` });
+        if (!step.attempt) throw error;
+        failAttempt(step.key, step.spec, error);
         return;
       }
       if (step.localChange) deps.emit({ type: 'local-change', component: step.key, message: step.localChange });
@@ -84,6 +103,10 @@ export function createExecutors(deps: ExecutorDeps): Executors {
       }));
       const back = step.previous ? `returning to version ${step.previous.component.version}` : 'no earlier version to return to';
       deps.emit({ type: 'reverted', component: step.key, message: `version ${version} failed its health check: ${result.detail}; ${back}` });
+    },
+
+    async 'clear-failures'(step) {
+      deps.ledger.update(step.key, (entry) => ({ ...entry, failed: Object.fromEntries(Object.entries(entry.failed).filter(([hash]) => hash === step.keep)) }));
     },
 
     async forget(step) {

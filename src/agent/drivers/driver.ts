@@ -45,6 +45,11 @@ export interface RuntimeDriver {
   readonly kind: RuntimeKind;
   /** Instances this agent created, running or not. Throws DriverError('runtime-unavailable') if the runtime cannot be reached. */
   list(): Promise<Instance[]>;
+  /**
+   * Makes what an instance needs available (pulls its image) without touching what runs, so a
+   * download that fails costs no downtime. Throws DriverError('download-failed').
+   */
+  prepare?(spec: InstanceSpec): Promise<void>;
   /** Creates and starts an instance; makes its image or program available first. Idempotent for the same key and specHash. */
   create(spec: InstanceSpec): Promise<void>;
   /** Starts an existing, stopped instance. */

@@ -58,6 +58,10 @@ function lines(steps: readonly Step[]): string[] {
         return `verify ${step.key} ${v(step.spec)} previous ${step.previous ? v(step.previous) : 'none'}`;
       case 'forget':
         return `forget ${step.key}`;
+      case 'prepare':
+        return `prepare ${step.key} ${v(step.spec)} ${step.runtime}`;
+      case 'clear-failures':
+        return `clear-failures ${step.key}`;
     }
   });
 }
@@ -73,12 +77,12 @@ const rows: Row[] = [
   {
     name: 'fresh install: begin the attempt, create, verify with nothing to return to',
     input: { desired: [v1.component] },
-    expect: [`begin-attempt ${KEY} v1`, `create ${KEY} v1 process attempt`, `verify ${KEY} v1 previous none`],
+    expect: [`begin-attempt ${KEY} v1`, `prepare ${KEY} v1 process`, `create ${KEY} v1 process attempt`, `verify ${KEY} v1 previous none`],
   },
   {
     name: 'upgrade: begin-attempt, then remove the old, create the new, verify with the old as previous',
     input: { desired: [v2.component], instances: [observed(v1)], ledger: { [KEY]: entry({ committed: v1 }) } },
-    expect: [`begin-attempt ${KEY} v2`, `remove ${KEY} process`, `create ${KEY} v2 process attempt`, `verify ${KEY} v2 previous v1`],
+    expect: [`begin-attempt ${KEY} v2`, `prepare ${KEY} v2 process`, `remove ${KEY} process`, `create ${KEY} v2 process attempt`, `verify ${KEY} v2 previous v1`],
   },
   {
     name: 'committed and running: nothing to do',
@@ -127,7 +131,7 @@ const rows: Row[] = [
       instances: [observed(v1)],
       ledger: { [KEY]: entry({ committed: v1, attempt: { ...v2, startedAt: '2025-01-01T00:00:00.000Z' } }) },
     },
-    expect: [`remove ${KEY} process`, `create ${KEY} v2 process attempt`, `verify ${KEY} v2 previous v1`],
+    expect: [`prepare ${KEY} v2 process`, `remove ${KEY} process`, `create ${KEY} v2 process attempt`, `verify ${KEY} v2 previous v1`],
   },
   {
     name: 'crash after create: attempt recorded and new instance running: only verify',
@@ -141,7 +145,7 @@ const rows: Row[] = [
   {
     name: 'crash after remove: attempt recorded, nothing running: create and verify',
     input: { desired: [v2.component], ledger: { [KEY]: entry({ committed: v1, attempt: { ...v2, startedAt: '2025-01-01T00:00:00.000Z' } }) } },
-    expect: [`create ${KEY} v2 process attempt`, `verify ${KEY} v2 previous v1`],
+    expect: [`prepare ${KEY} v2 process`, `create ${KEY} v2 process attempt`, `verify ${KEY} v2 previous v1`],
   },
   {
     name: 'unavailable runtime: nothing planned for its components',
@@ -189,7 +193,7 @@ const rows: Row[] = [
       instances: [observed(v1)],
       ledger: { [KEY]: entry({ committed: v1 }) },
     },
-    expect: [`begin-attempt ${KEY} v2`, `remove ${KEY} process`, `create ${KEY} v2 container attempt`, `verify ${KEY} v2 previous v1`],
+    expect: [`begin-attempt ${KEY} v2`, `prepare ${KEY} v2 container`, `remove ${KEY} process`, `create ${KEY} v2 container attempt`, `verify ${KEY} v2 previous v1`],
   },
   {
     name: 'reverting to a last known good on another runtime creates it on that runtime (regression)',
@@ -228,7 +232,7 @@ describe('plan', () => {
   });
 
   test('the planned create carries the spec the driver must run, with its hash', () => {
-    const [, create] = plan({ desired: [v1.component], instances: [], ledger: {}, unavailable: [] });
+    const create = plan({ desired: [v1.component], instances: [], ledger: {}, unavailable: [] }).find((step) => step.action === 'create');
     assert.equal(create?.action, 'create');
     assert.deepEqual(create?.action === 'create' ? create.spec : null, v1);
   });
@@ -427,7 +431,7 @@ describe('plan: a failed spec is tried again once the desired state has moved aw
   // The ledger keeps the failures of specs that are no longer desired when the component returns to its
   // committed spec without a new attempt, so a spec desired again later is never retried (a release that
   // failed to download during a link outage stays "reverted" for good). See the report of this change.
-  test('desired v2 fails (v1 runs), desired v1 again, then v2 again: v2 is attempted anew', { todo: 'stale failures are not cleared when the desired spec changes back to the committed one' }, async () => {
+  test('desired v2 fails (v1 runs), desired v1 again, then v2 again: v2 is attempted anew', async () => {
     const device = simDevice();
     const good = desiredOf({ deployment: 'a', name: 'x', version: '1', outcome: 'healthy', runtime: 'process' }, 1);
     const bad = desiredOf({ deployment: 'a', name: 'x', version: '2', outcome: 'unhealthy', runtime: 'process' }, 2);

@@ -54,6 +54,9 @@ export function plan(input: PlanInput): Step[] {
     const entry = input.ledger[key] ?? emptyEntry();
     const target = targetOf(desired, entry);
     const running = instances.get(key);
+    if (Object.keys(entry.failed).some((hash) => hash !== desired.specHash)) {
+      steps.push({ action: 'clear-failures', key, keep: desired.specHash });
+    }
 
     if (target === null) {
       if (running) steps.push({ action: 'remove', key, runtime: running.runtime, why: `version ${component.version} failed and there is no earlier version to return to` });
@@ -63,6 +66,7 @@ export function plan(input: PlanInput): Step[] {
     if (!committed) {
       if (entry.attempt?.specHash !== target.specHash) steps.push({ action: 'begin-attempt', key, spec: target });
       if (!running || running.specHash !== target.specHash) {
+        steps.push({ action: 'prepare', key, runtime, spec: target });
         if (running) steps.push({ action: 'remove', key, runtime: running.runtime, why: `replaced by version ${component.version}` });
         steps.push({ action: 'create', key, runtime, spec: target, attempt: true, localChange: null });
       }

@@ -150,6 +150,12 @@ export function createContainerDriver(opts: ContainerDriverOptions): RuntimeDriv
       return instances.filter((i): i is Instance => i !== null);
     },
 
+    async prepare(spec: InstanceSpec): Promise<void> {
+      assertOpen();
+      if (!spec.component.image) throw new DriverError('start-failed', `component ${spec.key} has no image`);
+      await ensureImage(spec.component.image);
+    },
+
     async create(spec: InstanceSpec): Promise<void> {
       assertOpen();
       const { component } = spec;
