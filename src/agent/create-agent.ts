@@ -4,7 +4,7 @@ import { DriftlessError } from '../protocol/errors.ts';
 import { SignedDesiredState, type DesiredComponent, type DeviceEvent, type Facts, type StatusReport } from '../protocol/messages.ts';
 import type { HealthCheck, Labels } from '../protocol/resources.ts';
 import { isValid } from '../protocol/validate.ts';
-import { createExecutors, executeStep } from './apply/executors.ts';
+import { applySteps, createExecutors } from './apply/executors.ts';
 import { DriverError, type RuntimeDriver, type RuntimeKind } from './drivers/driver.ts';
 import { createIdentity, keysOf, loadIdentity, pinServerKey, type Identity, type Keys } from './enroll/identity.ts';
 import type { ProbeResult } from './health/health.ts';
@@ -178,12 +178,9 @@ export function createAgent(deps: AgentDeps): Agent {
     const desired: DesiredComponent[] | null = trusted?.state.components ?? null;
     for (let round = 0; round < MAX_STEPS_PER_PASS; round++) {
       const { instances, unavailable } = await observe();
-      const steps = plan({ desired, instances, ledger: ledger.get(), unavailable });
+      const steps = plan({ desired, instances, ledger: ledger.get(), unavailable, nowMs: now() });
       if (steps.length === 0) return;
-      for (const step of steps) {
-        if (signal.aborted) return;
-        await executeStep(executors, step, signal);
-      }
+      await applySteps(executors, steps, signal);
     }
   }
 

@@ -15,7 +15,13 @@ export type ExecutorDeps = {
   log: (message: string) => void;
 };
 
-export type Executors = { [A in StepAction]: (step: StepOf<A>, signal: AbortSignal) => Promise<void> };
+/**
+ * What an executor says about the rest of its component's steps: go on, or drop them because
+ * the world is not what the plan assumed (an attempt just failed: removing the old version next
+ * would only cause downtime). The component is planned again in the next round.
+ */
+export type StepOutcome = 'continue' | 'replan';
+export type Executors = { [A in StepAction]: (step: StepOf<A>, signal: AbortSignal) => Promise<StepOutcome | void> };
 
 /** One executor per step action. Each records its outcome durably before the next step runs. */
 export function createExecutors(deps: ExecutorDeps): Executors {
@@ -47,8 +53,8 @@ export function createExecutors(deps: ExecutorDeps): Executors {
       deps.ledger.update(step.key, (entry) => ({
         committed: entry.committed,
         attempt: { ...step.spec, startedAt: deps.nowIso() },
-        // A new attempt starts a new story: failures of other specs no longer hold this one back.
-        failed: Object.fromEntries(Object.entries(entry.failed).filter(([hash]) => hash === step.spec.specHash)),
+        // A new attempt starts a new story; a retried download starts with a clean slate too.
+        failed: {},
       }));
       deps.log(`${step.key}: applying version ${step.spec.component.version}`);
     },
@@ -60,6 +66,7 @@ export function createExecutors(deps: ExecutorDeps): Executors {
         await runtime.prepare({ key: step.key, specHash: step.spec.specHash, component: step.spec.component });
       } catch (error) {
         failAttempt(step.key, step.spec, error);
+        return 'replan';
       }
     },
 
@@ -70,7 +77,7 @@ export function createExecutors(deps: ExecutorDeps): Executors {
       } catch (error) {
         if (!step.attempt) throw error;
         failAttempt(step.key, step.spec, error);
-        return;
+        return 'replan';
       }
       if (step.localChange) deps.emit({ type: 'local-change', component: step.key, message: step.localChange });
     },
@@ -115,9 +122,19 @@ export function createExecutors(deps: ExecutorDeps): Executors {
   };
 }
 
-export async function executeStep(executors: Executors, step: Step, signal: AbortSignal): Promise<void> {
-  const run = executors[step.action] as (s: Step, signal: AbortSignal) => Promise<void>;
-  await run(step, signal);
+/** Runs a plan's steps in order; a component whose step asked for a new plan has its remaining steps dropped. */
+export async function applySteps(executors: Executors, steps: readonly Step[], signal: AbortSignal): Promise<void> {
+  const dropped = new Set<string>();
+  for (const step of steps) {
+    if (signal.aborted) return;
+    if (dropped.has(step.key)) continue;
+    if ((await executeStep(executors, step, signal)) === 'replan') dropped.add(step.key);
+  }
+}
+
+export async function executeStep(executors: Executors, step: Step, signal: AbortSignal): Promise<StepOutcome> {
+  const run = executors[step.action] as (s: Step, signal: AbortSignal) => Promise<StepOutcome | void>;
+  return (await run(step, signal)) ?? 'continue';
 }
 
 /** Where a health check reaches an instance: its published ports, its liveness, its exec. */

@@ -3,13 +3,13 @@ import { describe, test } from 'node:test';
 import fc from 'fast-check';
 import type { DesiredComponent } from '../../protocol/messages.ts';
 import type { HealthCheck } from '../../protocol/resources.ts';
-import { createExecutors, executeStep } from '../apply/executors.ts';
+import { applySteps, createExecutors, executeStep } from '../apply/executors.ts';
 import { DriverError, instanceKey, type Instance, type InstanceSpec, type RuntimeDriver, type RuntimeKind } from '../drivers/driver.ts';
 import type { ProbeResult } from '../health/health.ts';
 import type { ProbeTarget } from '../health/probe.ts';
 import { createLedgerStore, emptyEntry, type Ledger, type LedgerEntry, type SpecRecord } from '../ledger/ledger.ts';
 import type { Storage } from '../storage/storage.ts';
-import { plan, specHashOf, specRecord, targetOf, type ObservedInstance, type PlanInput } from './plan.ts';
+import { DOWNLOAD_RETRY_MS, plan, specHashOf, specRecord, targetOf, type ObservedInstance, type PlanInput } from './plan.ts';
 import type { Step } from './steps.ts';
 
 // ---- builders ----
@@ -261,6 +261,18 @@ describe('specHashOf and targetOf', () => {
     // A committed spec that later failed is not its own fallback.
     assert.equal(targetOf(v2, entry({ committed: v2, failed: { [v2.specHash]: failure } })), null);
   });
+
+  test('targetOf: a failed download is tried again after DOWNLOAD_RETRY_MS; a failed health check never is', () => {
+    const at = Date.parse(failure.at);
+    const download = entry({ committed: v1, failed: { [v2.specHash]: { ...failure, reason: 'download-failed' } } });
+    assert.equal(targetOf(v2, download, at + DOWNLOAD_RETRY_MS - 1), v1);
+    assert.equal(targetOf(v2, download, at + DOWNLOAD_RETRY_MS), v2);
+    assert.equal(targetOf(v2, download), v1, 'without a clock nothing expires');
+    const unhealthy = entry({ committed: v1, failed: { [v2.specHash]: failure } });
+    assert.equal(targetOf(v2, unhealthy, at + 100 * DOWNLOAD_RETRY_MS), v1);
+    const retry = plan({ desired: [v2.component], instances: [observed(v1)], ledger: { [KEY]: download }, unavailable: [], nowMs: at + DOWNLOAD_RETRY_MS });
+    assert.deepEqual(lines(retry), [`begin-attempt ${KEY} v2`, `prepare ${KEY} v2 process`, `remove ${KEY} process`, `create ${KEY} v2 process attempt`, `verify ${KEY} v2 previous v1`]);
+  });
 });
 
 // ---- property: plan + the real executors on a simulated device converge to the right state ----
@@ -361,7 +373,7 @@ async function converge(device: ReturnType<typeof simDevice>, desired: DesiredCo
     const steps = await device.planNow(desired);
     if (steps.length === 0) return;
     assert.ok(round < MAX_ROUNDS, `not converged after ${MAX_ROUNDS} rounds; still planned: ${lines(steps).join('; ')}`);
-    for (const step of steps) await executeStep(device.executors, step, signal);
+    await applySteps(device.executors, steps, signal);
   }
 }
 

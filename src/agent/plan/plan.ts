@@ -13,7 +13,12 @@ export type PlanInput = {
   ledger: Ledger;
   /** Runtimes that could not be observed this pass; nothing of theirs is planned. */
   unavailable: readonly RuntimeKind[];
+  /** The time now; when given, a failed download is tried again after DOWNLOAD_RETRY_MS (links come back). */
+  nowMs?: number;
 };
+
+/** A download that failed is retried after this long; a version that failed its health check is not. */
+export const DOWNLOAD_RETRY_MS = 5 * 60 * 1000;
 
 /** The identity of a component as desired. The revision number is left out: a new revision that does not change this component does not restart it. */
 export function specHashOf(component: DesiredComponent): string {
@@ -29,8 +34,10 @@ export function specRecord(component: DesiredComponent): SpecRecord {
  * Which spec a component should run now: the desired one, unless it failed, in which case the
  * last known good one (or nothing, when there never was one).
  */
-export function targetOf(desired: SpecRecord, entry = emptyEntry()): SpecRecord | null {
-  if (!entry.failed[desired.specHash]) return desired;
+export function targetOf(desired: SpecRecord, entry = emptyEntry(), nowMs?: number): SpecRecord | null {
+  const failure = entry.failed[desired.specHash];
+  if (!failure) return desired;
+  if (failure.reason === 'download-failed' && nowMs !== undefined && nowMs - Date.parse(failure.at) >= DOWNLOAD_RETRY_MS) return desired;
   return entry.committed && entry.committed.specHash !== desired.specHash ? entry.committed : null;
 }
 
@@ -52,7 +59,7 @@ export function plan(input: PlanInput): Step[] {
     if (input.unavailable.includes(runtime)) continue;
     const desired = specRecord(component);
     const entry = input.ledger[key] ?? emptyEntry();
-    const target = targetOf(desired, entry);
+    const target = targetOf(desired, entry, input.nowMs);
     const running = instances.get(key);
     if (Object.keys(entry.failed).some((hash) => hash !== desired.specHash)) {
       steps.push({ action: 'clear-failures', key, keep: desired.specHash });
