@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { DeviceView, DriftEntry } from '../../src/protocol/resources.ts';
 import { workloadPids } from '../support/child.ts';
-import { assertDeviceShape, assertDriftShape, componentOf, createFleet, uniqueTag, type Fleet } from '../support/fleet.ts';
+import { assertBusybox, assertDeviceShape, assertDriftShape, componentOf, createFleet, uniqueTag, type Fleet } from '../support/fleet.ts';
 import { createLan, type Lan } from '../support/netns.ts';
 import { waitFor } from '../support/wait.ts';
 
@@ -65,6 +65,7 @@ spec:
   const workloadsOf = (device: string) => workloadPids([device]).length;
 
   before(async () => {
+    assertBusybox();
     lan = await createLan();
     fleet = createFleet('process-rollout');
     fleet.own(...names);

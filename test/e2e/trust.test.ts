@@ -4,7 +4,7 @@ import { after, before, describe, it } from 'node:test';
 import type { DeviceView } from '../../src/protocol/resources.ts';
 import { findProcesses, isAlive, workloadPids } from '../support/child.ts';
 import { startDesiredStateProxy, type DesiredStateProxy } from '../support/desired-state-proxy.ts';
-import { componentOf, createFleet, uniqueTag, type AgentHandle, type Fleet } from '../support/fleet.ts';
+import { assertBusybox, componentOf, createFleet, uniqueTag, type AgentHandle, type Fleet } from '../support/fleet.ts';
 import { waitFor } from '../support/wait.ts';
 
 // The agent trusts only what the server signed, for this device, newer than what it has. A proxy
@@ -63,6 +63,7 @@ describe('trust: forged desired state is refused and reported', { timeout: 240_0
   };
 
   before(async () => {
+    assertBusybox();
     fleet = createFleet('trust');
     fleet.own(device);
     await fleet.startServer();

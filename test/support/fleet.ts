@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -22,6 +22,14 @@ export const DRIFTLESS = join(ROOT, 'bin/driftless');
 /** A short random tag for names that must not collide with another test file, a rerun or a developer. */
 export function uniqueTag(bytes = 3): string {
   return randomBytes(bytes).toString('hex');
+}
+
+/** Native-process workloads in the tests are Debian's static busybox (httpd, sleep). */
+export const BUSYBOX = '/bin/busybox';
+
+/** Fails (never skips) when busybox-static is missing, saying how to fix the machine. */
+export function assertBusybox(): void {
+  if (!existsSync(BUSYBOX)) throw new Error(`${BUSYBOX} is missing: run \`bash scripts/setup-system.sh\` as root (it installs busybox-static)`);
 }
 
 export type ServerHandle = {
@@ -250,7 +258,7 @@ export function createFleet(prefix: string, opts: { adminToken?: string; enrollT
   return fleet;
 }
 
-/** Keeps the device views as they are; a hook for trimming failure messages to what matters. */
+/** Drops the hardware facts from device views, so a failure message shows what matters. */
 function summarise(devices: DeviceView[]): DeviceView[] {
   return devices.map((d) => ({ ...d, facts: {} }));
 }

@@ -143,6 +143,15 @@ const rows: Row[] = [
     expect: [`verify ${KEY} v2 previous v1`],
   },
   {
+    name: 'crash between create and start: the attempted instance exists but never ran: run it again, do not judge it unseen (regression)',
+    input: {
+      desired: [v2.component],
+      instances: [observed(v2, { running: false, startedAt: null })],
+      ledger: { [KEY]: entry({ committed: v1, attempt: { ...v2, startedAt: '2025-01-01T00:00:00.000Z' } }) },
+    },
+    expect: [`prepare ${KEY} v2 process`, `remove ${KEY} process`, `create ${KEY} v2 process attempt`, `verify ${KEY} v2 previous v1`],
+  },
+  {
     name: 'crash after remove: attempt recorded, nothing running: create and verify',
     input: { desired: [v2.component], ledger: { [KEY]: entry({ committed: v1, attempt: { ...v2, startedAt: '2025-01-01T00:00:00.000Z' } }) } },
     expect: [`prepare ${KEY} v2 process`, `create ${KEY} v2 process attempt`, `verify ${KEY} v2 previous v1`],

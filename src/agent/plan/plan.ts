@@ -72,7 +72,9 @@ export function plan(input: PlanInput): Step[] {
     const committed = entry.committed?.specHash === target.specHash;
     if (!committed) {
       if (entry.attempt?.specHash !== target.specHash) steps.push({ action: 'begin-attempt', key, spec: target });
-      if (!running || running.specHash !== target.specHash) {
+      // An instance of the attempted spec that does not run was never started (the agent died
+      // between create and start) or has exited: run it again before judging it, never fail it unseen.
+      if (!running || running.specHash !== target.specHash || !running.running) {
         steps.push({ action: 'prepare', key, runtime, spec: target });
         if (running) steps.push({ action: 'remove', key, runtime: running.runtime, why: `replaced by version ${component.version}` });
         steps.push({ action: 'create', key, runtime, spec: target, attempt: true, localChange: null });

@@ -99,7 +99,7 @@ function restartedFrom(dataDir: string, key: string, previous: number): boolean 
 
 const sleeper = (name: string, hash = 'h1') => spec(name, ['sleep', '30'], {}, hash);
 
-async function waitFor(what: string, condition: () => boolean | Promise<boolean>, timeoutMs = 2500): Promise<void> {
+async function waitFor(what: string, condition: () => boolean | Promise<boolean>, timeoutMs = 10_000): Promise<void> {
   for (let waited = 0; waited < timeoutMs; waited += 20) {
     if (await condition()) return;
     await delay(20);
