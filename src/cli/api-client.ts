@@ -1,4 +1,4 @@
-import { DriftlessError, isErrorCode } from '../protocol/errors.ts';
+import { DriftlessError, isErrorCode, networkFailure } from '../protocol/errors.ts';
 import type { Connection } from './config.ts';
 
 /** The CLI speaks only the public HTTP API, like any other client. */
@@ -18,7 +18,7 @@ export function createApi(connection: Connection): Api {
         signal: AbortSignal.timeout(60_000),
       });
     } catch (error) {
-      const cause = (error as { cause?: { code?: string } }).cause?.code ?? (error as Error).message;
+      const cause = networkFailure(error);
       throw new DriftlessError('unavailable', `cannot reach the server at ${connection.server}: ${cause}`);
     }
     const text = await response.text();

@@ -35,3 +35,13 @@ export class DriftlessError extends Error {
 export function isErrorCode(value: unknown): value is ErrorCode {
   return typeof value === 'string' && Object.hasOwn(errorStatus, value);
 }
+
+/** Why a request never got an answer, in the system's words (ECONNREFUSED, ETIMEDOUT, …) rather than fetch's "fetch failed". */
+export function networkFailure(error: unknown): string {
+  const cause = (error as { cause?: { code?: unknown; message?: unknown; errors?: { code?: unknown }[] } } | null)?.cause;
+  const code = cause?.code ?? cause?.errors?.find((e) => typeof e.code === 'string')?.code;
+  if (typeof code === 'string') return code;
+  if (error instanceof Error && error.name === 'TimeoutError') return 'timed out';
+  if (typeof cause?.message === 'string' && cause.message) return cause.message;
+  return error instanceof Error ? error.message : String(error);
+}

@@ -1,6 +1,6 @@
 import swagger from '@fastify/swagger';
 import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
-import type { TSchema } from '@sinclair/typebox';
+import { Type, type TSchema } from '@sinclair/typebox';
 import { DriftlessError } from '../protocol/errors.ts';
 import { problems } from '../protocol/validate.ts';
 import type { DesiredService } from './desired/desired-service.ts';
@@ -11,6 +11,8 @@ import { createSessionCache, hashToken } from './auth/tokens.ts';
 import { registerDeviceRoutes } from './routes/device-protocol.ts';
 import { registerResourceRoutes } from './routes/resources.ts';
 import { registerTokenRoutes } from './routes/tokens.ts';
+
+const NoQuery = Type.Object({}, { additionalProperties: false });
 
 export type Role = 'viewer' | 'operator' | 'admin';
 /** Who may call a route. Every route declares it; one without is refused at start-up. */
@@ -66,6 +68,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     if (!route.config?.access && !route.url.startsWith('/documentation')) {
       throw new Error(`route ${route.method} ${route.url} declares no access rule`);
     }
+    // A query parameter no route reads is a mistake (say `?dryRun=true`) and is refused, not ignored.
+    route.schema = { ...route.schema, querystring: route.schema?.querystring ?? NoQuery };
   });
 
   const sessions = createSessionCache(deps.sessionSecret);

@@ -1,5 +1,5 @@
 import type { KeyObject } from 'node:crypto';
-import { DriftlessError, isErrorCode } from '../../protocol/errors.ts';
+import { DriftlessError, isErrorCode, networkFailure } from '../../protocol/errors.ts';
 import type { EnrollRequest, EnrollResponse, SessionResponse, StatusAck, StatusReport } from '../../protocol/messages.ts';
 import { sessionChallenge, signText } from '../../protocol/signing.ts';
 
@@ -23,7 +23,7 @@ export function createServerClient(opts: { serverUrl: string; device: string; pr
     try {
       return await fetch(`${base}${path}`, { ...init, signal: AbortSignal.timeout(timeoutMs) });
     } catch (error) {
-      const cause = (error as { cause?: { code?: string } }).cause?.code ?? (error as Error).message;
+      const cause = networkFailure(error);
       throw new DriftlessError('unavailable', `server ${base} unreachable: ${cause}`);
     }
   }

@@ -13,7 +13,6 @@ import type { DeploymentRecord, RolloutRecord } from '../store/store.ts';
 
 const ApplyBody = Type.Object({ resources: Type.Array(Type.Unknown(), { minItems: 1, maxItems: 1000 }) }, { additionalProperties: false });
 /** Apply takes no query parameters: an unknown one (say `?dryRun=true`) must be refused, not ignored while the change goes through. */
-const ApplyQuery = Type.Object({}, { additionalProperties: false });
 const NameParams = Type.Object({ name: Type.String({ minLength: 1, maxLength: 253 }) });
 const DeviceQuery = Type.Object(
   { selector: Type.Optional(Type.String({ maxLength: 1000 })), site: Type.Optional(Type.String({ maxLength: 63 })) },
@@ -44,7 +43,7 @@ export function registerResourceRoutes(app: FastifyInstance, deps: AppDeps): voi
 
   app.post<{ Body: Static<typeof ApplyBody> }>(
     '/v1/apply',
-    { config: { access: 'operator' }, schema: { tags: ['resources'], summary: 'Create or update resources; all or nothing', querystring: ApplyQuery, body: ApplyBody } },
+    { config: { access: 'operator' }, schema: { tags: ['resources'], summary: 'Create or update resources; all or nothing', body: ApplyBody } },
     async (request) => {
       const resources = readResources(request.body.resources);
       const nowIso = new Date(deps.now()).toISOString();
