@@ -4,11 +4,13 @@ import type { Connection } from './config.ts';
 /** The CLI speaks only the public HTTP API, like any other client. */
 export type Api = {
   get<T>(path: string): Promise<T>;
+  /** A GET whose answer is text (Markdown, say), not JSON. */
+  text(path: string): Promise<string>;
   post<T>(path: string, body: unknown): Promise<T>;
 };
 
 export function createApi(connection: Connection): Api {
-  async function request<T>(method: string, path: string, body?: unknown): Promise<T> {
+  async function request<T>(method: string, path: string, body?: unknown, asText = false): Promise<T> {
     let response: Response;
     try {
       response = await fetch(`${connection.server}${path}`, {
@@ -22,6 +24,7 @@ export function createApi(connection: Connection): Api {
       throw new DriftlessError('unavailable', `cannot reach the server at ${connection.server}: ${cause}`);
     }
     const text = await response.text();
+    if (asText && response.ok) return text as T;
     let parsed: unknown = null;
     try {
       parsed = text ? JSON.parse(text) : null;
@@ -35,5 +38,5 @@ export function createApi(connection: Connection): Api {
     }
     return parsed as T;
   }
-  return { get: (path) => request('GET', path), post: (path, body) => request('POST', path, body) };
+  return { get: (path) => request('GET', path), text: (path) => request<string>('GET', path, undefined, true), post: (path, body) => request('POST', path, body) };
 }

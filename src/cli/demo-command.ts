@@ -27,7 +27,12 @@ function deployment(version: string): DeploymentResource {
     apiVersion: 'driftless/v1',
     kind: 'Deployment',
     metadata: { name: 'pos' },
-    spec: { selector: { matchLabels: { tier: 'store' } }, template: { version, components: [posComponent(version)] } },
+    spec: {
+      selector: { matchLabels: { tier: 'store' } },
+      template: { version, components: [posComponent(version)] },
+      // A canary first, then everyone; one failure in a wave halts the rollout and rolls it back.
+      strategy: { waves: [{ devices: 1 }, { percent: 100 }], maxFailurePercent: 0, onFailure: 'rollback' },
+    },
   };
 }
 
@@ -37,6 +42,16 @@ async function waitFor(api: Api, what: string, done: (devices: DeviceView[]) => 
     const devices = await api.get<DeviceView[]>('/v1/devices');
     if (done(devices)) return devices;
     if (Date.now() > deadline) throw new Error(`demo: timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 500));
+  }
+}
+
+async function waitForRollout(api: Api, name: string, state: string, timeoutMs = 60_000): Promise<{ state: string; timeline: { at: string; message: string }[] }> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const rollout = await api.get<{ state: string; timeline: { at: string; message: string }[] }>(`/v1/rollouts/${name}`);
+    if (rollout.state === state) return rollout;
+    if (Date.now() > deadline) throw new Error(`demo: timed out waiting for rollout ${name} to be ${state} (it is ${rollout.state})`);
     await new Promise((r) => setTimeout(r, 500));
   }
 }
@@ -55,7 +70,7 @@ function deviceTable(devices: DeviceView[]): string {
 export async function demoCommand(flags: { data?: string; listen: string; once: boolean }): Promise<void> {
   const dataDir = flags.data ?? mkdtempSync(join(tmpdir(), 'driftless-demo-'));
   const { host, port } = parseListen(flags.listen);
-  const server = await startServer({ dataDir: join(dataDir, 'server'), host, port, pollSeconds: 2 });
+  const server = await startServer({ dataDir: join(dataDir, 'server'), host, port, pollSeconds: 2, tickMs: 500 });
   const admin = server.created.adminToken;
   const enroll = server.created.enrollToken;
   if (!admin || !enroll) throw new Error(`demo: ${dataDir} was used before; run the demo without --data for a fresh fleet`);
@@ -97,10 +112,14 @@ export async function demoCommand(flags: { data?: string; listen: string; once: 
   let devices = await waitFor(api, 'version 2 to be healthy everywhere', (ds) => ds.every((d) => d.components.some((c) => c.version === '2' && c.state === 'healthy')));
   process.stdout.write(deviceTable(devices));
 
-  await api.post('/v1/apply', { resources: [deployment('3')] });
-  say('\n2. Applied version 3, a bad release that crashes at start. Each device tries it, sees its');
-  say('   health check fail, and returns to version 2 by itself:');
-  devices = await waitFor(api, 'version 3 to be reverted everywhere', (ds) => ds.every((d) => d.components.some((c) => c.state === 'reverted')));
+  const applied = await api.post<{ results: { revision?: number }[] }>('/v1/apply', { resources: [deployment('3')] });
+  const badRollout = `pos-${applied.results[0]?.revision}`;
+  say('\n2. Applied version 3, a bad release that crashes at start. It goes to one canary first;');
+  say('   the canary sees its health check fail and returns to version 2 by itself, the rollout');
+  say('   halts and rolls back, and the other stores never see version 3:');
+  const rollout = await waitForRollout(api, badRollout, 'rolled-back');
+  for (const t of rollout.timeline) say(`   ${t.at.slice(11, 19)}  ${t.message}`);
+  devices = await api.get<DeviceView[]>('/v1/devices');
   process.stdout.write(deviceTable(devices));
   const drift = await api.get<{ summary: string; entries: DriftEntry[] }>('/v1/drift');
   say(`\n3. driftless drift says: ${drift.summary}`);
@@ -111,6 +130,8 @@ export async function demoCommand(flags: { data?: string; listen: string; once: 
   say('  bin/driftless drift');
   say('  bin/driftless describe device pos-1');
   say('  bin/driftless get rollouts');
+  say(`  bin/driftless describe rollout ${badRollout}`);
+  say(`  bin/driftless rollout incident ${badRollout}`);
   say(`  curl ${server.url}/v1/openapi.json`);
   const stop = async () => {
     for (const agent of agents) await agent.stop();

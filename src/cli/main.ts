@@ -6,6 +6,7 @@ import { resolveConnection } from './config.ts';
 import { demoCommand } from './demo-command.ts';
 import { parseOutputFormat } from './output.ts';
 import { applyCommand, describeCommand, driftCommand, getCommand } from './resources.ts';
+import { incidentCommand, rollbackCommand, rolloutActionCommand, rolloutStatusCommand } from './rollout-command.ts';
 import { serverCommand, type ServerFlags } from './server-command.ts';
 
 /** The one `driftless` program: server, agent and the operator's CLI. */
@@ -89,6 +90,30 @@ function buildProgram(): Command {
     .description('every device whose actual state differs from desired, and why')
     .addOption(new Option('-o, --output <format>', 'json or yaml'))
     .action(async (flags: { output?: string; server?: string; token?: string }) => driftCommand(api(flags), parseOutputFormat(flags.output)));
+
+  const rollout = program.command('rollout').description('follow and steer rollouts');
+  const rolloutClient = (name: string, description: string) =>
+    rollout
+      .command(name)
+      .description(description)
+      .argument('<name>', 'a rollout, or a deployment (its latest rollout)')
+      .option('--server <url>', 'server URL (else DRIFTLESS_SERVER, else the local config file)')
+      .option('--token <token>', 'API token (else DRIFTLESS_TOKEN, else the local config file)');
+  rolloutClient('status', 'waves, counts and state of a rollout')
+    .addOption(new Option('-o, --output <format>', 'json or yaml'))
+    .action(async (name: string, flags: { output?: string; server?: string; token?: string }) => rolloutStatusCommand(api(flags), name, parseOutputFormat(flags.output)));
+  for (const action of ['pause', 'resume', 'abort'] as const) {
+    const what = { pause: 'stop releasing to more devices', resume: 'continue a paused or halted rollout', abort: 'stop and send every device it reached back' }[action];
+    rolloutClient(action, what).action(async (name: string, flags: { server?: string; token?: string }) => rolloutActionCommand(api(flags), action, name));
+  }
+  rolloutClient('incident', "the rollout's incident as Markdown, for a post-incident review").action(async (name: string, flags: { server?: string; token?: string }) => incidentCommand(api(flags), name));
+
+  client('rollback')
+    .description('roll a deployment back to an earlier revision')
+    .argument('<kind>', 'deployment')
+    .argument('<name>')
+    .option('--to-revision <n>', 'the revision to return to (default: the one before the stable one)')
+    .action(async (kind: string, name: string, flags: { toRevision?: string; server?: string; token?: string }) => rollbackCommand(api(flags), kind, name, flags.toRevision));
 
   const token = program.command('token').description('API tokens');
   token

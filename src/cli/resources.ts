@@ -7,6 +7,7 @@ import type { AppliedResource, DeploymentView, DeviceView, DriftEntry, RolloutVi
 import { parseLabelSelector } from '../protocol/selectors.ts';
 import type { Api } from './api-client.ts';
 import { age, printData, type OutputFormat } from './output.ts';
+import { describeRollout } from './rollout-command.ts';
 
 /** Reads every manifest named by -f (a file, or the .yaml/.yml/.json files of a directory, in name order). */
 export function readManifests(path: string): AppliedResource[] {
@@ -108,6 +109,7 @@ function selectorText(d: DeploymentView): string {
 
 export async function describeCommand(api: Api, word: string, name: string): Promise<void> {
   const kind = resourceKind(word);
+  if (kind === 'rollouts') return describeRollout(api, name);
   const data = await api.get<Record<string, unknown>>(`/v1/${kind}/${encodeURIComponent(name)}`);
   if (kind === 'devices') {
     const d = data as unknown as DeviceView & { drift: DriftEntry[]; events: { seq: number; at: string; type: string; component?: string; message: string }[] };

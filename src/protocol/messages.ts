@@ -73,6 +73,8 @@ export const ComponentStatus = Type.Object(
     name: Name,
     deployment: Name,
     desiredVersion: Type.Union([Type.String(), Type.Null()]),
+    /** The Deployment revision the device was told to run: how the rollout engine tells revisions with the same version apart. */
+    desiredRevision: Type.Optional(Type.Integer({ minimum: 1 })),
     version: Type.Union([Type.String(), Type.Null()]),
     state: ComponentState,
     reason: Type.Union([Type.String({ maxLength: 64 }), Type.Null()]),

@@ -108,6 +108,8 @@ export const Strategy = Type.Object(
     maxFailurePercent: Type.Optional(Type.Number({ minimum: 0, maximum: 100 })),
     onFailure: Type.Optional(oneOf(['rollback', 'pause'] as const)),
     maxParallel: Type.Optional(Type.Integer({ minimum: 1 })),
+    /** A device that got the revision and has not reported it healthy after this long counts as failed. */
+    updateTimeout: Type.Optional(Type.String({ pattern: '^[0-9]+(s|m|h)$' })),
   },
   closed,
 );

@@ -24,7 +24,7 @@ const VIEWER = 'viewer-token';
 const ENROLL = 'enroll-token';
 const START = Date.parse('2025-06-01T12:00:00.000Z');
 
-type Harness = { app: FastifyInstance; store: Store; clock: { ms: number }; serverKey: string; close(): Promise<void> };
+type Harness = { app: FastifyInstance; store: Store; clock: { ms: number }; serverKey: string; tick(): Promise<void>; close(): Promise<void> };
 
 /** The app as server.ts builds it, on an in-memory SQLite store, with a clock the test moves. */
 async function harness(): Promise<Harness> {
@@ -42,7 +42,7 @@ async function harness(): Promise<Harness> {
   await store.insertEnrollToken({ id: 'bootstrap', tokenHash: hashToken(ENROLL), description: 'bootstrap', createdAt: nowIso, expiresAt: null, revokedAt: null });
 
   const signing = generateKeyPair();
-  const rollouts = createRolloutEngine();
+  const rollouts = createRolloutEngine({ isOnline: () => true });
   const desired = createDesiredService({ signingKey: loadPrivateKey(signing.privateKey), keyId: keyId(signing.publicKey), rollouts, now });
   await desired.warm(store);
   const app = await buildApp({
@@ -62,6 +62,10 @@ async function harness(): Promise<Harness> {
     store,
     clock,
     serverKey: signing.publicKey,
+    // What the server's timer does every 2 s: advance the rollouts and publish what changed.
+    async tick() {
+      await desired.change(store, async (tx) => ({ result: undefined, devices: await rollouts.tick(tx, now()) }));
+    },
     async close() {
       await app.close();
       await db.destroy();
@@ -129,7 +133,8 @@ function deploymentResource(name: string, version: string, change: { labels?: Re
     spec: {
       selector: change.selector ?? { matchLabels: { tier: 'store' } },
       template: { version, components: [{ name: 'pos', image: `registry.example/pos:${version}`, ports: ['8080:8080'], health: { http: { port: 8080, path: '/healthz' } } }] },
-      ...(change.strategy ? { strategy: change.strategy } : {}),
+      // All at once: these tests are about desired state, not waves (the rollout tests cover those).
+      strategy: change.strategy ?? { waves: [{ percent: 100 }] },
     },
   };
 }
@@ -139,6 +144,7 @@ type ApplyResult = { kind: string; name: string; action: string; revision?: numb
 async function apply(h: Harness, resources: unknown[], token = OPERATOR): Promise<ApplyResult[]> {
   const reply = await call(h, 'POST', '/v1/apply', { token, body: { resources } });
   assert.equal(reply.statusCode, 200, reply.body);
+  await h.tick();
   return (reply.json() as { results: ApplyResult[] }).results;
 }
 
@@ -367,7 +373,8 @@ describe('API in process', () => {
       const deployment = (await call(h, 'GET', '/v1/deployments/pos', { token: VIEWER })).json() as { revision: number; revisions: { revision: number; version: string }[]; rollouts: { name: string; state: string }[] };
       assert.equal(deployment.revision, 2);
       assert.deepEqual(deployment.revisions.map((r) => [r.revision, r.version]), [[1, '2.4.1'], [2, '2.4.2']]);
-      assert.deepEqual(deployment.rollouts.map((r) => [r.name, r.state]), [['pos-1', 'superseded'], ['pos-2', 'progressing']]);
+      // No device is enrolled, so each rollout completes at the first tick after its apply.
+      assert.deepEqual(deployment.rollouts.map((r) => [r.name, r.state]), [['pos-1', 'complete'], ['pos-2', 'complete']]);
     });
 
     test('an invalid resource is 400 naming resources[i] and the field, and nothing changes', async () => {
@@ -613,7 +620,7 @@ describe('API in process', () => {
     const db = openSqlite(':memory:');
     await migrateToLatest(db as never);
     const store = createSqlStore(db);
-    const rollouts = createRolloutEngine();
+    const rollouts = createRolloutEngine({ isOnline: () => true });
     const signing = generateKeyPair();
     const app = await buildApp({
       store,

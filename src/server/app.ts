@@ -10,6 +10,7 @@ import type { Store } from './store/store.ts';
 import { createSessionCache, hashToken } from './auth/tokens.ts';
 import { registerDeviceRoutes } from './routes/device-protocol.ts';
 import { registerResourceRoutes } from './routes/resources.ts';
+import { registerRolloutRoutes } from './routes/rollouts.ts';
 import { registerTokenRoutes } from './routes/tokens.ts';
 
 const NoQuery = Type.Object({}, { additionalProperties: false });
@@ -113,6 +114,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
 
   registerDeviceRoutes(app, deps);
   registerResourceRoutes(app, deps);
+  registerRolloutRoutes(app, deps);
   registerTokenRoutes(app, deps);
   return app;
 }

@@ -7,6 +7,8 @@ import type { Store } from './store/store.ts';
 export type Presence = {
   saw(device: string, atMs: number): void;
   lastSeenMs(device: string, stored: string | null): number | null;
+  /** Online: accepted, and heard from within `offlineAfterMs`. */
+  isOnline(device: { name: string; lastSeen: string | null; status: string }, nowMs: number, offlineAfterMs: number): boolean;
   flush(): Promise<void>;
 };
 
@@ -23,6 +25,10 @@ export function createPresence(store: Store): Presence {
       const fromStore = stored ? Date.parse(stored) : null;
       if (inMemory === undefined) return fromStore;
       return fromStore === null ? inMemory : Math.max(inMemory, fromStore);
+    },
+    isOnline(device, nowMs, offlineAfterMs) {
+      const seen = this.lastSeenMs(device.name, device.lastSeen);
+      return device.status === 'accepted' && seen !== null && nowMs - seen <= offlineAfterMs;
     },
     async flush() {
       if (dirty.size === 0) return;

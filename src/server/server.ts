@@ -21,6 +21,8 @@ export type ServerOptions = {
   /** The fleet's bootstrap enrollment token; generated when absent. */
   enrollToken?: string;
   pollSeconds?: number;
+  /** How often the rollout engine ticks (default 2 s). */
+  tickMs?: number;
   logger?: boolean;
   now?: () => number;
 };
@@ -48,10 +50,11 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   const created = await ensureCredentials(store, options, new Date(now()).toISOString());
 
   const pollSeconds = options.pollSeconds ?? 30;
-  const rollouts = createRolloutEngine();
+  const offlineAfterMs = Math.max(3 * pollSeconds * 1000, 15_000);
+  const presence = createPresence(store);
+  const rollouts = createRolloutEngine({ isOnline: (device) => presence.isOnline(device, now(), offlineAfterMs) });
   const desired = createDesiredService({ signingKey: loadPrivateKey(privateKey), keyId: keyId(publicKey), rollouts, now });
   await desired.warm(store);
-  const presence = createPresence(store);
   const app = await buildApp({
     store,
     desired,
@@ -61,13 +64,21 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     sessionSecret,
     now,
     pollSeconds,
-    offlineAfterMs: Math.max(3 * pollSeconds * 1000, 15_000),
+    offlineAfterMs,
     logger: options.logger,
   });
 
+  // One tick at a time: a slow tick is not overlapped by the next.
+  let ticking: Promise<void> | null = null;
+  const tickRollouts = () =>
+    (ticking ??= desired
+      .change(store, async (tx) => ({ result: undefined, devices: await rollouts.tick(tx, now()) }))
+      .finally(() => {
+        ticking = null;
+      }));
   const background = [
     setInterval(() => void presence.flush().catch((e: unknown) => app.log.error(e)), 5_000),
-    setInterval(() => void store.transaction((tx) => rollouts.tick(tx, new Date(now()).toISOString())).catch((e: unknown) => app.log.error(e)), 2_000),
+    setInterval(() => void tickRollouts().catch((e: unknown) => app.log.error(e)), options.tickMs ?? 2_000),
   ];
   await app.listen({ host: options.host, port: options.port });
   const address = app.server.address();

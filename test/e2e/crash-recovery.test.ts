@@ -20,6 +20,8 @@ kind: Deployment
 metadata: { name: ${DEPLOYMENT} }
 spec:
   selector: { matchLabels: { tier: crash-${tag} } }
+  # Every device at once: this test is about each device's own commit-or-revert, not waves.
+  strategy: { waves: [{ percent: 100 }] }
   template:
     version: "${version}"
     components:

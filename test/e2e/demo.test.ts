@@ -32,11 +32,15 @@ describe('driftless demo --once', { timeout: 240_000 }, () => {
     // Version 2 went out to all three devices, then version 3 was reverted on each by itself.
     assert.match(result.stdout, /Applied Deployment "pos" version 2/, output);
     assert.match(result.stdout, /Applied version 3, a bad release/, output);
+    // The bad release reached one canary, which failed and was rolled back; the rollout halted.
+    assert.match(result.stdout, /pos-\d failed: pos: version 3: .+reverted to version 2/, output);
+    assert.match(result.stdout, /threshold crossed: 1 of 1 devices in wave 1 failed/, output);
+    assert.match(result.stdout, /rollback done: 1 of 1 devices recovered/, output);
     for (const device of ['pos-1', 'pos-2', 'pos-3']) {
-      assert.match(result.stdout, new RegExp(`^${device}\\s+store-\\S+\\s+3\\s+2\\s+reverted\\s`, 'm'), `${device} reverted to 2:\n${output}`);
-      assert.match(result.stdout, new RegExp(`^\\s+${device} \\(store-\\S+\\): reverted: .+`, 'm'), `drift explains ${device}:\n${output}`);
+      assert.match(result.stdout, new RegExp(`^${device}\\s+store-\\S+\\s+2\\s+2\\s+healthy\\s`, 'm'), `${device} runs 2 after the rollback:\n${output}`);
+      assert.match(result.stdout, new RegExp(`^\\s+${device} \\(store-\\S+\\): held-by-rollout: .+rolled-back`, 'm'), `drift explains ${device}:\n${output}`);
     }
-    assert.match(result.stdout, /3 of 3 devices drifted: 3 reverted/, output);
+    assert.match(result.stdout, /3 of 3 devices drifted: 3 held-by-rollout/, output);
 
     // It wrote the CLI's config where it was told (never the developer's own), and left nothing running.
     const config = JSON.parse(readFileSync(fleet.env.DRIFTLESS_CONFIG!, 'utf8')) as { server?: string };

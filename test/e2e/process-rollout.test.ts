@@ -39,6 +39,8 @@ metadata:
 spec:
   selector:
     matchLabels: { tier: pr-${tag} }
+  # Every device at once: this test is about each device's own commit-or-revert, not waves.
+  strategy: { waves: [{ percent: 100 }] }
   template:
     version: "${version}"
     components:

@@ -21,7 +21,7 @@ export function componentStatuses(
     const entry = ledger[key] ?? emptyEntry();
     const instance = byKey.get(key);
     const runningVersion = instance?.running ? instance.version : null;
-    const base = { name: component.name, deployment: component.deployment, desiredVersion: component.version, version: runningVersion };
+    const base = { name: component.name, deployment: component.deployment, desiredVersion: component.version, desiredRevision: component.revision, version: runningVersion };
     const status = (state: ComponentStatus['state'], reason: string | null, detail: string | null): ComponentStatus => ({
       ...base,
       state,

@@ -14,14 +14,28 @@ export type ServerClient = {
   postStatus(report: StatusReport): Promise<StatusAck>;
 };
 
-export function createServerClient(opts: { serverUrl: string; device: string; privateKey: () => KeyObject | null; now: () => number; timeoutMs?: number }): ServerClient {
+/**
+ * How a request reaches the server: `fetch` by default. The simulator substitutes one that answers
+ * in-process, so thousands of agents exercise this very client (auth, sessions, errors) without sockets.
+ */
+export type Transport = (url: string, init: RequestInit) => Promise<Response>;
+
+export function createServerClient(opts: {
+  serverUrl: string;
+  device: string;
+  privateKey: () => KeyObject | null;
+  now: () => number;
+  timeoutMs?: number;
+  transport?: Transport;
+}): ServerClient {
   const base = opts.serverUrl.replace(/\/+$/, '');
   const timeoutMs = opts.timeoutMs ?? 15_000;
+  const transport: Transport = opts.transport ?? ((url, init) => fetch(url, init));
   let session: { token: string; expiresAtMs: number } | null = null;
 
   async function call(path: string, init: CallInit): Promise<Response> {
     try {
-      return await fetch(`${base}${path}`, { ...init, signal: AbortSignal.timeout(timeoutMs) });
+      return await transport(`${base}${path}`, { ...init, signal: AbortSignal.timeout(timeoutMs) });
     } catch (error) {
       const cause = networkFailure(error);
       throw new DriftlessError('unavailable', `server ${base} unreachable: ${cause}`);

@@ -15,6 +15,11 @@ export type ServedDesired = { etag: string; body: string; generation: number };
  * the transaction committed, so the poll path never serves what was not stored.
  */
 export type DesiredService = {
+  /**
+   * Runs a change in one transaction, recomputes the desired state of the devices it touched
+   * ('all' after a change to Deployments), and publishes the new documents once committed.
+   */
+  change<T>(store: Store, work: (tx: Store) => Promise<{ result: T; devices: readonly string[] | 'all' }>): Promise<T>;
   refresh(store: Store, devices?: readonly string[]): Promise<SignedDesiredState[]>;
   publish(documents: readonly SignedDesiredState[]): void;
   served(device: string): ServedDesired | undefined;
@@ -29,10 +34,20 @@ export function createDesiredService(deps: { signingKey: KeyObject; keyId: strin
     generation: doc.payload.generation,
   });
 
-  return {
+  const service: DesiredService = {
+    async change(store, work) {
+      const { result, documents } = await store.transaction(async (tx) => {
+        const { result, devices } = await work(tx);
+        if (devices !== 'all' && devices.length === 0) return { result, documents: [] };
+        return { result, documents: await service.refresh(tx, devices === 'all' ? undefined : devices) };
+      });
+      service.publish(documents);
+      return result;
+    },
     async refresh(store, only) {
       const targets = await deps.rollouts.targets(store);
-      const devices = (await store.listDevices()).filter((d) => d.status === 'accepted' && (!only || only.includes(d.name)));
+      const wanted = only ? new Set(only) : null;
+      const devices = (await store.listDevices()).filter((d) => d.status === 'accepted' && (!wanted || wanted.has(d.name)));
       const issuedAt = new Date(deps.now()).toISOString();
       const changed: SignedDesiredState[] = [];
       for (const device of devices) {
@@ -55,4 +70,5 @@ export function createDesiredService(deps: { signingKey: KeyObject; keyId: strin
       for (const record of await store.listDesired()) cache.set(record.device, toServed(record.document));
     },
   };
+  return service;
 }

@@ -14,7 +14,12 @@ export type DeviceSnapshot = {
   appliedGeneration: number;
   desired: readonly DesiredComponent[];
   reported: readonly ComponentStatus[];
+  /** Deployments whose newest revision a rollout has not (yet) given this device, and why. */
+  held?: readonly HeldBack[];
 };
+
+/** A device kept on an older revision by a rollout: not reached yet, waiting for its window, or halted. */
+export type HeldBack = { deployment: string; revision: number; version: string; reason: 'held-by-rollout' | 'waiting-for-window'; detail: string; since: string | null };
 
 export type DeviceAnalysis = { components: DeviceComponentView[]; drift: DriftEntry[] };
 
@@ -58,6 +63,26 @@ export function analyseDevice(device: DeviceSnapshot): DeviceAnalysis {
       version: view.version,
       ...explain(device, want.version, caughtUp ? have : undefined, behind),
     });
+  }
+
+  // In line with what it was told, but not yet on its Deployment's newest revision: held by a rollout.
+  for (const held of device.held ?? []) {
+    for (const want of device.desired) {
+      if (want.deployment !== held.deployment || want.revision >= held.revision) continue;
+      if (drift.some((e) => e.deployment === want.deployment && e.component === want.name)) continue;
+      const view = components.find((c) => c.deployment === want.deployment && c.name === want.name)!;
+      drift.push({
+        device: device.name,
+        site: device.site,
+        component: view.name,
+        deployment: view.deployment,
+        desiredVersion: held.version,
+        version: view.version,
+        reason: held.reason,
+        detail: held.detail,
+        since: held.since,
+      });
+    }
   }
 
   // Whatever the device still reports but should no longer run is drift until it is gone.

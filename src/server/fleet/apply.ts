@@ -62,7 +62,7 @@ async function applyDeployment(store: Store, rollouts: RolloutEngine, resource: 
     return { kind: 'Deployment', name, action: 'unchanged', revision: existing.revision };
   }
   const revision = newRevision ? (existing?.revision ?? 0) + 1 : existing!.revision;
-  let record = {
+  const record = {
     name,
     labels,
     spec: resource.spec,
@@ -71,11 +71,9 @@ async function applyDeployment(store: Store, rollouts: RolloutEngine, resource: 
     createdAt: existing?.createdAt ?? nowIso,
     updatedAt: nowIso,
   };
-  if (newRevision) {
-    await store.insertRevision({ deployment: name, revision, templateHash, template: resource.spec.template, createdAt: nowIso });
-    record = await rollouts.release(store, record, revision, nowIso);
-  }
+  if (newRevision) await store.insertRevision({ deployment: name, revision, templateHash, template: resource.spec.template, createdAt: nowIso });
   await store.putDeployment(record);
+  if (newRevision) await rollouts.release(store, record, revision, nowIso);
   return { kind: 'Deployment', name, action: existing ? 'configured' : 'created', revision };
 }
 

@@ -1,6 +1,7 @@
 import type { DesiredComponent } from '../../protocol/messages.ts';
 import type { DeviceView, DriftEntry } from '../../protocol/resources.ts';
-import { analyseDevice } from '../drift/drift.ts';
+import { analyseDevice, type HeldBack } from '../drift/drift.ts';
+import { machineOf } from '../rollout/rollout-engine.ts';
 import type { Presence } from '../presence.ts';
 import type { ComponentRecord, DesiredRecord, DeviceRecord, Store } from '../store/store.ts';
 
@@ -11,19 +12,27 @@ export async function fleetView(store: Store, presence: Presence, clock: FleetCl
   const devices = (await store.listDevices()).filter((d) => !only || only(d));
   const desired = new Map((await store.listDesired()).map((d) => [d.device, d]));
   const reported = groupBy(await store.listComponents(), (c) => c.device);
+  const held = await rolloutHolds(store);
   const out: DeviceView[] = [];
   const drift: DriftEntry[] = [];
   for (const device of devices) {
-    const analysis = viewOf(device, desired.get(device.name), reported.get(device.name) ?? [], presence, clock);
+    const analysis = viewOf(device, desired.get(device.name), reported.get(device.name) ?? [], presence, clock, held(device.name));
     out.push(analysis.view);
     drift.push(...analysis.drift);
   }
   return { devices: out, drift };
 }
 
-export function viewOf(device: DeviceRecord, desired: DesiredRecord | undefined, reported: ComponentRecord[], presence: Presence, clock: FleetClock): { view: DeviceView; drift: DriftEntry[] } {
+export function viewOf(
+  device: DeviceRecord,
+  desired: DesiredRecord | undefined,
+  reported: ComponentRecord[],
+  presence: Presence,
+  clock: FleetClock,
+  held: HeldBack[] = [],
+): { view: DeviceView; drift: DriftEntry[] } {
   const lastSeenMs = presence.lastSeenMs(device.name, device.lastSeen);
-  const online = device.status === 'accepted' && lastSeenMs !== null && clock.now() - lastSeenMs <= clock.offlineAfterMs;
+  const online = presence.isOnline(device, clock.now(), clock.offlineAfterMs);
   const wanted: DesiredComponent[] = desired?.document.payload.components ?? [];
   const analysis = analyseDevice({
     name: device.name,
@@ -35,6 +44,7 @@ export function viewOf(device: DeviceRecord, desired: DesiredRecord | undefined,
     appliedGeneration: device.appliedGeneration,
     desired: device.status === 'accepted' ? wanted : [],
     reported,
+    held,
   });
   const view: DeviceView = {
     name: device.name,
@@ -50,6 +60,33 @@ export function viewOf(device: DeviceRecord, desired: DesiredRecord | undefined,
     components: analysis.components,
   };
   return { view, drift: analysis.drift };
+}
+
+/**
+ * For each device, the Deployments whose newest revision its rollout has not given it, and why:
+ * a device still waiting for its wave, for its maintenance window, or held back by a halted rollout.
+ */
+export async function rolloutHolds(store: Store): Promise<(device: string) => HeldBack[]> {
+  const waitingForWindow = new Map<string, HeldBack[]>();
+  const unfinished: HeldBack[] = [];
+  for (const deployment of await store.listDeployments()) {
+    if (deployment.targetRevision === deployment.revision) continue;
+    const rollout = await store.getRollout(`${deployment.name}-${deployment.revision}`);
+    const machine = rollout ? machineOf(rollout) : null;
+    if (!rollout || !machine) continue;
+    const base = { deployment: deployment.name, revision: deployment.revision, version: deployment.spec.template.version };
+    for (const [device, slot] of Object.entries(machine.slots)) {
+      if (slot.status !== 'waiting-window') continue;
+      const hold: HeldBack = { ...base, reason: 'waiting-for-window', detail: `in wave ${slot.wave + 1}, waiting for its site's maintenance window`, since: rollout.updatedAt };
+      waitingForWindow.set(device, [...(waitingForWindow.get(device) ?? []), hold]);
+    }
+    const detail = `rollout ${rollout.name} is ${rollout.state}${rollout.reason ? ` (${rollout.reason})` : ''}`;
+    unfinished.push({ ...base, reason: 'held-by-rollout', detail, since: rollout.createdAt });
+  }
+  return (device) => {
+    const own = waitingForWindow.get(device) ?? [];
+    return [...own, ...unfinished.filter((h) => !own.some((o) => o.deployment === h.deployment))];
+  };
 }
 
 function groupBy<T>(items: readonly T[], key: (item: T) => string): Map<string, T[]> {

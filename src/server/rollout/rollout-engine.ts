@@ -1,100 +1,219 @@
 import type { ComponentStatus } from '../../protocol/messages.ts';
+import type { RolloutView, SiteSpec } from '../../protocol/resources.ts';
 import { selectorMatches } from '../../protocol/selectors.ts';
 import type { DeploymentTarget } from '../desired/compute.ts';
-import type { DeploymentRecord, DeviceRecord, RolloutRecord, RolloutWave, Store } from '../store/store.ts';
+import type { DeploymentRecord, DeviceRecord, IncidentRecord, RolloutRecord, Store } from '../store/store.ts';
+import { advance, command, initialState, waveViews, type Command, type DeviceObservation, type MachineState, type Phase } from './machine.ts';
+import { normalizeStrategy, windowOpen } from './waves.ts';
 
 /**
  * The rollout engine stands between "a Deployment has a new revision" and "a device's desired
- * state changes". It decides which revision each device runs (`targets`) and tracks each
- * Rollout's progress in stored state (`tick`), so a restart resumes where it was.
- *
- * This engine releases a revision to every selected device at once, in one wave; wave-by-wave
- * delivery with health gates replaces `release` and `targets` without changing their callers.
+ * state changes". It keeps one state machine per Rollout (machine.ts) in the store and, on each
+ * tick, feeds it what the devices report and carries out what it decides: which devices get the
+ * new revision, which go back, when the new revision becomes the stable one. Progress lives in
+ * stored state, so a server restart resumes exactly where it was.
  */
 export type RolloutEngine = {
-  /** A Deployment got a new revision: record its Rollout and decide who gets it. Runs in the caller's transaction. */
-  release(store: Store, deployment: DeploymentRecord, revision: number, nowIso: string): Promise<DeploymentRecord>;
+  /**
+   * A Deployment (already stored) got a new revision: supersede the running Rollout, start a new
+   * one and take its first step (so the first wave goes out now). Runs in the caller's transaction;
+   * returns the devices touched.
+   */
+  release(store: Store, deployment: DeploymentRecord, revision: number, nowIso: string): Promise<string[]>;
   /** What each Deployment releases to each device, for the desired-state computation. */
   targets(store: Store): Promise<DeploymentTarget[]>;
-  /** Recomputes the progress of unfinished Rollouts from device reports and stores what changed. */
-  tick(store: Store, nowIso: string): Promise<void>;
+  /** Advances every unfinished Rollout once; returns the devices whose desired state may have changed. */
+  tick(store: Store, nowMs: number): Promise<string[]>;
+  /** pause, resume or abort a Rollout; returns the devices whose desired state may have changed. */
+  command(store: Store, rollout: string, cmd: Command, nowMs: number): Promise<string[]>;
 };
+
+export type EngineDeps = { isOnline: (device: DeviceRecord) => boolean };
 
 export function rolloutName(deployment: string, revision: number): string {
   return `${deployment}-${revision}`;
 }
 
-export function createRolloutEngine(): RolloutEngine {
+const activePhases: readonly Phase[] = ['progressing', 'paused', 'halted', 'rolling-back'];
+
+/** The state in the API's words: the machine's `rolling-back` shows as `halted` until the rollback is done. */
+function viewState(phase: Phase): RolloutView['state'] {
+  return phase === 'rolling-back' ? 'halted' : phase;
+}
+
+export function machineOf(record: RolloutRecord): MachineState | null {
+  return record.machine && typeof record.machine === 'object' ? (record.machine as MachineState) : null;
+}
+
+export function createRolloutEngine(deps: EngineDeps): RolloutEngine {
+  async function observe(store: Store, deployment: DeploymentRecord, rollout: RolloutRecord, nowMs: number): Promise<DeviceObservation[]> {
+    const sites = new Map((await store.listSites()).map((s) => [s.name, s]));
+    const devices = (await store.listDevices()).filter((d) => d.status === 'accepted' && selectorMatches(deployment.spec.selector, d));
+    const reports = groupBy(
+      (await store.listComponents()).filter((c) => c.deployment === deployment.name),
+      (c) => c.device,
+    );
+    const template = await store.getRevision(deployment.name, rollout.revision);
+    const componentCount = template?.template.components.length ?? 1;
+    return devices.map((d) => {
+      const site = d.site ? sites.get(d.site) : undefined;
+      const spec: SiteSpec = site?.spec ?? {};
+      return {
+        name: d.name,
+        site: d.site,
+        region: spec.region ?? site?.labels.region ?? d.labels.region ?? null,
+        hardware: d.labels.hardware ?? (typeof d.facts.hardware === 'string' ? d.facts.hardware : null) ?? (typeof d.facts.arch === 'string' ? d.facts.arch : null),
+        online: deps.isOnline(d),
+        onNew: verdictOn(reports.get(d.name) ?? [], rollout.revision, componentCount),
+        healthyOnPrevious: healthyOn(reports.get(d.name) ?? [], rollout.fromRevision),
+        windowOpen: windowOpen(spec.maintenanceWindows, spec.timeZone, nowMs),
+      };
+    });
+  }
+
+  /** Stores the machine's new state and carries out its actions; returns the devices touched. */
+  async function save(store: Store, rollout: RolloutRecord, deployment: DeploymentRecord, state: MachineState, actions: ReturnType<typeof advance>['actions'], fleet: number, nowMs: number): Promise<string[]> {
+    const nowIso = new Date(nowMs).toISOString();
+    const strategy = normalizeStrategy(deployment.spec.strategy);
+    const touched = [...actions.release, ...actions.revert];
+    if (actions.release.length > 0) {
+      await store.putReleases(actions.release.map((device) => ({ deployment: deployment.name, device, revision: rollout.revision, rollout: rollout.name, releasedAt: nowIso })));
+    }
+    if (actions.revert.length > 0) await store.deleteReleases(deployment.name, actions.revert);
+    if (actions.complete) {
+      touched.push(...(await store.listReleases(deployment.name)).map((r) => r.device));
+      await store.putDeployment({ ...deployment, targetRevision: rollout.revision, updatedAt: nowIso });
+      await store.deleteReleases(deployment.name);
+    }
+    const changed = JSON.stringify(state) !== JSON.stringify(rollout.machine);
+    const next: RolloutRecord = { ...rollout, state: viewState(state.phase), reason: state.reason, waves: waveViews(state, strategy, fleet), machine: state, updatedAt: changed ? nowIso : rollout.updatedAt };
+    if (changed) await store.putRollout(next);
+    await recordIncident(store, next, state, actions.openIncident, nowIso);
+    return touched;
+  }
+
+  async function step(store: Store, rollout: RolloutRecord, nowMs: number, cmd: Command | null): Promise<string[]> {
+    const deployment = await store.getDeployment(rollout.deployment);
+    const machine = machineOf(rollout);
+    if (!deployment || !machine) return [];
+    const devices = await observe(store, deployment, rollout, nowMs);
+    const before = cmd ? command(machine, cmd, nowMs) : machine;
+    const { state, actions } = advance(before, { now: nowMs, devices }, normalizeStrategy(deployment.spec.strategy));
+    return save(store, rollout, deployment, state, actions, devices.length, nowMs);
+  }
+
   return {
     async release(store, deployment, revision, nowIso) {
+      const nowMs = Date.parse(nowIso);
       for (const earlier of await store.listRollouts(deployment.name)) {
-        if (earlier.state === 'progressing' || earlier.state === 'pending' || earlier.state === 'paused') {
-          await store.putRollout({ ...earlier, state: 'superseded', reason: `superseded by revision ${revision}`, updatedAt: nowIso });
-        }
+        const machine = machineOf(earlier);
+        if (!machine || !activePhases.includes(machine.phase)) continue;
+        const superseded: MachineState = { ...machine, phase: 'superseded', reason: `superseded by revision ${revision}`, timeline: [...machine.timeline, { at: nowMs, message: `superseded by revision ${revision}` }] };
+        await store.putRollout({ ...earlier, state: 'superseded', reason: superseded.reason, machine: superseded, updatedAt: nowIso });
       }
-      const selected = (await store.listDevices()).filter((d) => d.status === 'accepted' && selectorMatches(deployment.spec.selector, d));
-      await store.putRollout({
+      const fromRevision = deployment.targetRevision > 0 ? deployment.targetRevision : null;
+      const machine = initialState(nowMs, revision, fromRevision);
+      const record: RolloutRecord = {
         name: rolloutName(deployment.name, revision),
         deployment: deployment.name,
         revision,
+        fromRevision,
+        machine,
         state: 'progressing',
         reason: null,
-        waves: [{ index: 0, devices: selected.length, updated: 0, failed: 0, state: 'progressing' }],
+        waves: waveViews(machine, normalizeStrategy(deployment.spec.strategy), 0),
         createdAt: nowIso,
         updatedAt: nowIso,
-      });
-      return { ...deployment, targetRevision: revision };
+      };
+      await store.putRollout(record);
+      return step(store, record, nowMs, null);
     },
 
     async targets(store) {
       const out: DeploymentTarget[] = [];
+      const releases = groupBy(await store.listReleases(), (r) => r.deployment);
       for (const deployment of await store.listDeployments()) {
-        const release = await store.getRevision(deployment.name, deployment.targetRevision);
-        if (!release) continue;
-        const chosen = { revision: release.revision, template: release.template };
-        out.push({ name: deployment.name, selector: deployment.spec.selector, releaseFor: () => chosen });
+        const templates = new Map<number, DeploymentTarget extends { releaseFor(d: string): infer R } ? NonNullable<R> : never>();
+        const load = async (revision: number) => {
+          if (revision <= 0 || templates.has(revision)) return;
+          const record = await store.getRevision(deployment.name, revision);
+          if (record) templates.set(revision, { revision, template: record.template });
+        };
+        await load(deployment.targetRevision);
+        const released = new Map((releases.get(deployment.name) ?? []).map((r) => [r.device, r.revision]));
+        for (const revision of new Set(released.values())) await load(revision);
+        const stable = templates.get(deployment.targetRevision) ?? null;
+        out.push({
+          name: deployment.name,
+          selector: deployment.spec.selector,
+          releaseFor: (device) => {
+            const revision = released.get(device);
+            return (revision === undefined ? stable : templates.get(revision)) ?? null;
+          },
+        });
       }
       return out;
     },
 
-    async tick(store, nowIso) {
-      const open = (await store.listRollouts()).filter((r) => r.state === 'progressing');
-      if (open.length === 0) return;
-      const devices = (await store.listDevices()).filter((d) => d.status === 'accepted');
-      const reports = await store.listComponents();
-      for (const rollout of open) {
-        const deployment = await store.getDeployment(rollout.deployment);
-        const revision = await store.getRevision(rollout.deployment, rollout.revision);
-        if (!deployment || !revision) continue;
-        const next = progressOf(rollout, deployment, revision.template.version, devices, reports, nowIso);
-        if (JSON.stringify(next) !== JSON.stringify(rollout)) await store.putRollout(next);
+    async tick(store, nowMs) {
+      const touched: string[] = [];
+      for (const rollout of await store.listRollouts()) {
+        const machine = machineOf(rollout);
+        if (machine && activePhases.includes(machine.phase)) touched.push(...(await step(store, rollout, nowMs, null)));
       }
+      return touched;
+    },
+
+    async command(store, name, cmd, nowMs) {
+      const rollout = await store.getRollout(name);
+      if (!rollout) return [];
+      return step(store, rollout, nowMs, cmd);
     },
   };
 }
 
-/** Pure: a one-wave Rollout's counts from what its devices report. Complete when every selected device runs the revision healthily. */
-export function progressOf(
-  rollout: RolloutRecord,
-  deployment: DeploymentRecord,
-  version: string,
-  devices: readonly DeviceRecord[],
-  reports: readonly (ComponentStatus & { device: string })[],
-  nowIso: string,
-): RolloutRecord {
-  const selected = devices.filter((d) => selectorMatches(deployment.spec.selector, d)).map((d) => d.name);
-  let updated = 0;
-  let failed = 0;
-  for (const device of selected) {
-    const mine = reports.filter((c) => c.device === device && c.deployment === deployment.name && c.desiredVersion === version);
-    if (mine.length === 0) continue;
-    if (mine.some((c) => c.state === 'failed' || c.state === 'reverted')) failed++;
-    else if (mine.every((c) => c.state === 'healthy' && c.version === version)) updated++;
+/** A device's verdict on a revision, from its component reports: failed if any failed, healthy if all are. */
+export function verdictOn(reports: readonly ComponentStatus[], revision: number, componentCount: number): DeviceObservation['onNew'] {
+  const mine = reports.filter((c) => c.desiredRevision === revision);
+  const failed = mine.find((c) => c.state === 'failed' || c.state === 'reverted');
+  if (failed) return { verdict: 'failed', detail: `${failed.name}: ${failed.detail ?? failed.reason ?? failed.state}` };
+  if (mine.length >= componentCount && mine.every((c) => c.state === 'healthy')) return { verdict: 'healthy', detail: null };
+  return { verdict: 'pending', detail: null };
+}
+
+function healthyOn(reports: readonly ComponentStatus[], revision: number | null): boolean {
+  if (revision === null) return reports.length === 0;
+  const mine = reports.filter((c) => c.desiredRevision === revision);
+  return mine.length > 0 && mine.length === reports.length && mine.every((c) => c.state === 'healthy');
+}
+
+/** An incident opens when a rollout halts, follows its timeline, and resolves when the rollback is done. */
+async function recordIncident(store: Store, rollout: RolloutRecord, state: MachineState, open: boolean, nowIso: string): Promise<void> {
+  const id = `${rollout.name}-incident`;
+  const existing = await store.getIncident(id);
+  if (!existing && !open) return;
+  const timeline = state.timeline.map((t) => ({ at: new Date(t.at).toISOString(), message: t.message }));
+  const resolved = state.phase === 'rolled-back';
+  const incident: IncidentRecord = {
+    id,
+    rollout: rollout.name,
+    deployment: rollout.deployment,
+    state: resolved ? 'resolved' : 'open',
+    title: existing?.title ?? `Rollout ${rollout.name} halted: ${state.reason ?? 'threshold crossed'}`,
+    timeline,
+    openedAt: existing?.openedAt ?? nowIso,
+    closedAt: resolved ? (existing?.closedAt ?? nowIso) : null,
+  };
+  if (!existing || JSON.stringify(existing) !== JSON.stringify(incident)) await store.putIncident(incident);
+}
+
+function groupBy<T>(items: readonly T[], key: (item: T) => string): Map<string, T[]> {
+  const out = new Map<string, T[]>();
+  for (const item of items) {
+    const k = key(item);
+    const list = out.get(k);
+    if (list) list.push(item);
+    else out.set(k, [item]);
   }
-  const done = selected.length > 0 && updated === selected.length;
-  const wave: RolloutWave = { index: 0, devices: selected.length, updated, failed, state: done ? 'complete' : 'progressing' };
-  const reason = failed > 0 ? `${failed} of ${selected.length} devices failed and reverted` : null;
-  const same = rollout.waves.length === 1 && JSON.stringify(rollout.waves[0]) === JSON.stringify(wave) && rollout.reason === reason;
-  if (same) return rollout;
-  return { ...rollout, waves: [wave], state: done ? 'complete' : 'progressing', reason, updatedAt: nowIso };
+  return out;
 }

@@ -29,13 +29,13 @@ export function registerDeviceRoutes(app: FastifyInstance, deps: AppDeps): void 
         throw new DriftlessError('invalid-input', 'request body: publicKey: not an Ed25519 public key (SPKI, base64)');
       }
       const nowIso = new Date(nowMs).toISOString();
-      const documents = await store.transaction(async (tx) => {
+      await desired.change(store, async (tx) => {
         const existing = await tx.getDevice(body.name);
         if (existing) {
           // The same key enrolling again is an agent that lost our answer; anything else is an impostor.
           if (existing.publicKey !== body.publicKey) throw new DriftlessError('conflict', `device name "${body.name}" is already enrolled with another key`);
           if (existing.status === 'revoked') throw new DriftlessError('forbidden', `device "${body.name}" is revoked`);
-          return [];
+          return { result: undefined, devices: [] };
         }
         if (body.site) await ensureSite(tx, body.site, nowIso);
         await tx.insertDevice({
@@ -49,9 +49,8 @@ export function registerDeviceRoutes(app: FastifyInstance, deps: AppDeps): void 
           lastSeen: nowIso,
           appliedGeneration: 0,
         });
-        return desired.refresh(tx, [body.name]);
+        return { result: undefined, devices: [body.name] };
       });
-      desired.publish(documents);
       void reply.status(201);
       return { device: body.name, serverKey: deps.serverKey.publicKey, pollSeconds: deps.pollSeconds };
     },

@@ -1,7 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import { Type, type Static } from '@sinclair/typebox';
 import { DriftlessError } from '../../protocol/errors.ts';
-import { applicableKinds, DeviceView, DriftEntry, type AppliedResource, type DeploymentView, type RolloutView, type SiteView } from '../../protocol/resources.ts';
+import { applicableKinds, DeviceView, DriftEntry, type AppliedResource, type DeploymentView, type SiteView } from '../../protocol/resources.ts';
 import { resourceProblems } from '../../protocol/rules.ts';
 import { matchesRequirements, parseLabelSelector } from '../../protocol/selectors.ts';
 import { problems } from '../../protocol/validate.ts';
@@ -9,7 +9,8 @@ import type { AppDeps } from '../app.ts';
 import { summariseDrift } from '../drift/drift.ts';
 import { applyResources } from '../fleet/apply.ts';
 import { fleetView, viewOf } from '../fleet/views.ts';
-import type { DeploymentRecord, RolloutRecord } from '../store/store.ts';
+import type { DeploymentRecord } from '../store/store.ts';
+import { rolloutView } from './rollouts.ts';
 
 const ApplyBody = Type.Object({ resources: Type.Array(Type.Unknown(), { minItems: 1, maxItems: 1000 }) }, { additionalProperties: false });
 /** Apply takes no query parameters: an unknown one (say `?dryRun=true`) must be refused, not ignored while the change goes through. */
@@ -18,7 +19,6 @@ const DeviceQuery = Type.Object(
   { selector: Type.Optional(Type.String({ maxLength: 1000 })), site: Type.Optional(Type.String({ maxLength: 63 })) },
   { additionalProperties: false },
 );
-const RolloutQuery = Type.Object({ deployment: Type.Optional(Type.String({ maxLength: 63 })) }, { additionalProperties: false });
 
 /** Reads each submitted resource against the schema of its kind; the first problem names its index and field. */
 function readResources(items: readonly unknown[]): AppliedResource[] {
@@ -47,12 +47,7 @@ export function registerResourceRoutes(app: FastifyInstance, deps: AppDeps): voi
     async (request) => {
       const resources = readResources(request.body.resources);
       const nowIso = new Date(deps.now()).toISOString();
-      const { results, documents } = await store.transaction(async (tx) => {
-        const results = await applyResources(tx, rollouts, resources, nowIso);
-        const documents = await desired.refresh(tx);
-        return { results, documents };
-      });
-      desired.publish(documents);
+      const results = await desired.change(store, async (tx) => ({ result: await applyResources(tx, rollouts, resources, nowIso), devices: 'all' }));
       return { results };
     },
   );
@@ -109,23 +104,10 @@ export function registerResourceRoutes(app: FastifyInstance, deps: AppDeps): voi
     const history = (await store.listRollouts(deployment.name)).map(rolloutView);
     return { ...deploymentView(deployment), revisions, rollouts: history };
   });
-
-  app.get<{ Querystring: Static<typeof RolloutQuery> }>(
-    '/v1/rollouts',
-    { config: { access: 'viewer' }, schema: { tags: ['rollouts'], summary: 'Rollouts, oldest first', querystring: RolloutQuery } },
-    async (request): Promise<RolloutView[]> => (await store.listRollouts(request.query.deployment)).map(rolloutView),
-  );
-  app.get<{ Params: Static<typeof NameParams> }>('/v1/rollouts/:name', { config: { access: 'viewer' }, schema: { tags: ['rollouts'], params: NameParams } }, async (request) => {
-    const rollout = await store.getRollout(request.params.name);
-    if (!rollout) throw new DriftlessError('not-found', `rollout "${request.params.name}" not found`);
-    return rolloutView(rollout);
-  });
 }
 
 function deploymentView(d: DeploymentRecord): DeploymentView {
   return { name: d.name, labels: d.labels, spec: d.spec, revision: d.revision, targetRevision: d.targetRevision, createdAt: d.createdAt, updatedAt: d.updatedAt };
 }
 
-function rolloutView(r: RolloutRecord): RolloutView {
-  return { name: r.name, deployment: r.deployment, revision: r.revision, state: r.state as RolloutView['state'], waves: r.waves, reason: r.reason, createdAt: r.createdAt, updatedAt: r.updatedAt };
-}
+

@@ -1,9 +1,11 @@
 import { Migrator, type Kysely, type Migration } from 'kysely';
 import * as initial from './migrations/001-initial.ts';
+import * as rollouts from './migrations/002-rollouts.ts';
 
 /** Migrations are listed here explicitly, in order, so a bundle or single executable carries them. */
 const migrations: Record<string, Migration> = {
   '001-initial': initial,
+  '002-rollouts': rollouts,
 };
 
 export async function migrateToLatest(db: Kysely<unknown>): Promise<void> {

@@ -60,6 +60,19 @@ export type Database = {
     waves: string;
     created_at: string;
     updated_at: string;
+    from_revision: number | null;
+    machine: string | null;
+  };
+  device_releases: { deployment: string; device: string; revision: number; rollout: string; released_at: string };
+  incidents: {
+    id: string;
+    rollout: string;
+    deployment: string;
+    state: string;
+    title: string;
+    timeline: string;
+    opened_at: string;
+    closed_at: string | null;
   };
   device_desired: { device: string; generation: number; content_hash: string; document: string; issued_at: string };
   device_components: {
@@ -67,6 +80,7 @@ export type Database = {
     deployment: string;
     component: string;
     desired_version: string | null;
+    desired_revision: number | null;
     version: string | null;
     state: string;
     reason: string | null;

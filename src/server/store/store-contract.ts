@@ -44,6 +44,8 @@ const rollout = (name: string, change: Partial<RolloutRecord> = {}): RolloutReco
   name,
   deployment: 'pos',
   revision: 1,
+  fromRevision: null,
+  machine: null,
   state: 'progressing',
   reason: null,
   waves: [{ index: 0, devices: 3, updated: 1, failed: 0, state: 'progressing' }],

@@ -33,6 +33,10 @@ export type RolloutRecord = {
   name: string;
   deployment: string;
   revision: number;
+  /** The revision devices return to on rollback: what was stable when this rollout began. */
+  fromRevision: number | null;
+  /** The rollout state machine's own state (machine.ts), stored as it is. */
+  machine: unknown;
   state: string;
   reason: string | null;
   waves: RolloutWave[];
@@ -42,6 +46,17 @@ export type RolloutRecord = {
 export type DesiredRecord = { device: string; generation: number; contentHash: string; document: SignedDesiredState; issuedAt: string };
 export type ComponentRecord = ComponentStatus & { device: string; reportedAt: string };
 export type EventRecord = DeviceEvent & { device: string; receivedAt: string };
+export type ReleaseRecord = { deployment: string; device: string; revision: number; rollout: string; releasedAt: string };
+export type IncidentRecord = {
+  id: string;
+  rollout: string;
+  deployment: string;
+  state: 'open' | 'resolved';
+  title: string;
+  timeline: { at: string; message: string }[];
+  openedAt: string;
+  closedAt: string | null;
+};
 export type TokenRecord = { id: string; role: string; description: string; createdAt: string; expiresAt: string | null; revokedAt: string | null };
 
 /**
@@ -81,6 +96,15 @@ export type Store = {
   getRollout(name: string): Promise<RolloutRecord | null>;
   listRollouts(deployment?: string): Promise<RolloutRecord[]>;
   putRollout(rollout: RolloutRecord): Promise<void>;
+
+  /** Which devices the rollout engine has given a revision other than the Deployment's stable one. */
+  listReleases(deployment?: string): Promise<ReleaseRecord[]>;
+  putReleases(releases: readonly ReleaseRecord[]): Promise<void>;
+  deleteReleases(deployment: string, devices?: readonly string[]): Promise<void>;
+
+  getIncident(id: string): Promise<IncidentRecord | null>;
+  listIncidents(rollout?: string): Promise<IncidentRecord[]>;
+  putIncident(incident: IncidentRecord): Promise<void>;
 
   getDesired(device: string): Promise<DesiredRecord | null>;
   listDesired(): Promise<DesiredRecord[]>;
@@ -249,11 +273,58 @@ function storeOn(root: Kysely<Database>, db: Db): Store {
         waves: json(r.waves),
         created_at: r.createdAt,
         updated_at: r.updatedAt,
+        from_revision: r.fromRevision,
+        machine: r.machine === null || r.machine === undefined ? null : json(r.machine),
       };
       await db
         .insertInto('rollouts')
         .values(values)
-        .onConflict((oc) => oc.column('name').doUpdateSet({ state: values.state, reason: values.reason, waves: values.waves, updated_at: values.updated_at }))
+        .onConflict((oc) => oc.column('name').doUpdateSet({ state: values.state, reason: values.reason, waves: values.waves, updated_at: values.updated_at, machine: values.machine }))
+        .execute();
+    },
+
+    async listReleases(deployment) {
+      let query = db.selectFrom('device_releases').selectAll();
+      if (deployment) query = query.where('deployment', '=', deployment);
+      const rows = await query.orderBy('deployment').orderBy('device').execute();
+      return rows.map((r) => ({ deployment: r.deployment, device: r.device, revision: Number(r.revision), rollout: r.rollout, releasedAt: r.released_at }));
+    },
+    async putReleases(releases) {
+      // In chunks: SQLite limits the number of bound parameters in one statement.
+      for (let i = 0; i < releases.length; i += 500) {
+        const values = releases.slice(i, i + 500).map((r) => ({ deployment: r.deployment, device: r.device, revision: r.revision, rollout: r.rollout, released_at: r.releasedAt }));
+        await db
+          .insertInto('device_releases')
+          .values(values)
+          .onConflict((oc) => oc.columns(['deployment', 'device']).doUpdateSet((eb) => ({ revision: eb.ref('excluded.revision'), rollout: eb.ref('excluded.rollout'), released_at: eb.ref('excluded.released_at') })))
+          .execute();
+      }
+    },
+    async deleteReleases(deployment, devices) {
+      if (!devices) {
+        await db.deleteFrom('device_releases').where('deployment', '=', deployment).execute();
+        return;
+      }
+      for (let i = 0; i < devices.length; i += 500) {
+        await db.deleteFrom('device_releases').where('deployment', '=', deployment).where('device', 'in', devices.slice(i, i + 500)).execute();
+      }
+    },
+
+    async getIncident(id) {
+      const row = await db.selectFrom('incidents').selectAll().where('id', '=', id).executeTakeFirst();
+      return row ? incidentFromRow(row) : null;
+    },
+    async listIncidents(rollout) {
+      let query = db.selectFrom('incidents').selectAll();
+      if (rollout) query = query.where('rollout', '=', rollout);
+      return (await query.orderBy('opened_at').execute()).map(incidentFromRow);
+    },
+    async putIncident(i) {
+      const values = { id: i.id, rollout: i.rollout, deployment: i.deployment, state: i.state, title: i.title, timeline: json(i.timeline), opened_at: i.openedAt, closed_at: i.closedAt };
+      await db
+        .insertInto('incidents')
+        .values(values)
+        .onConflict((oc) => oc.column('id').doUpdateSet({ state: values.state, title: values.title, timeline: values.timeline, closed_at: values.closed_at }))
         .execute();
     },
 
@@ -282,6 +353,7 @@ function storeOn(root: Kysely<Database>, db: Db): Store {
         deployment: row.deployment,
         name: row.component,
         desiredVersion: row.desired_version,
+        ...(row.desired_revision === null ? {} : { desiredRevision: Number(row.desired_revision) }),
         version: row.version,
         state: row.state as ComponentStatus['state'],
         reason: row.reason,
@@ -301,6 +373,7 @@ function storeOn(root: Kysely<Database>, db: Db): Store {
               deployment: c.deployment,
               component: c.name,
               desired_version: c.desiredVersion,
+              desired_revision: c.desiredRevision ?? null,
               version: c.version,
               state: c.state,
               reason: c.reason,
@@ -389,6 +462,20 @@ function rolloutFromRow(row: Database['rollouts']): RolloutRecord {
     waves: parse(row.waves),
     createdAt: row.created_at,
     updatedAt: row.updated_at,
+    fromRevision: row.from_revision === null ? null : Number(row.from_revision),
+    machine: row.machine === null ? null : parse(row.machine),
+  };
+}
+function incidentFromRow(row: Database['incidents']): IncidentRecord {
+  return {
+    id: row.id,
+    rollout: row.rollout,
+    deployment: row.deployment,
+    state: row.state as IncidentRecord['state'],
+    title: row.title,
+    timeline: parse(row.timeline),
+    openedAt: row.opened_at,
+    closedAt: row.closed_at,
   };
 }
 function desiredFromRow(row: Database['device_desired']): DesiredRecord {

@@ -1,0 +1,134 @@
+import { sha256Hex } from '../../protocol/canonical.ts';
+import type { Strategy } from '../../protocol/resources.ts';
+
+/**
+ * Pure decisions of progressive delivery: the strategy with its defaults, how many devices each
+ * wave reaches, which devices go first, and whether a site's maintenance window is open.
+ */
+
+export type NormalStrategy = {
+  waves: { devices?: number; percent?: number; bakeMs: number }[];
+  maxFailurePercent: number;
+  onFailure: 'rollback' | 'pause';
+  maxParallel: number;
+  updateTimeoutMs: number;
+};
+
+/** With no strategy: 1%, 10%, 50%, then everyone; halt past 5% failures and roll back. */
+export const DEFAULT_WAVES = [{ percent: 1 }, { percent: 10 }, { percent: 50 }, { percent: 100 }] as const;
+
+export function durationMs(text: string | undefined, fallbackMs: number): number {
+  if (!text) return fallbackMs;
+  const match = /^([0-9]+)(s|m|h)$/.exec(text);
+  if (!match) return fallbackMs;
+  return Number(match[1]) * { s: 1_000, m: 60_000, h: 3_600_000 }[match[2] as 's' | 'm' | 'h'];
+}
+
+export function normalizeStrategy(strategy: Strategy | undefined): NormalStrategy {
+  const waves = (strategy?.waves ?? DEFAULT_WAVES).map((w) => ({
+    ...('devices' in w && w.devices !== undefined ? { devices: w.devices } : {}),
+    ...('percent' in w && w.percent !== undefined ? { percent: w.percent } : {}),
+    bakeMs: durationMs('bake' in w ? w.bake : undefined, 0),
+  }));
+  return {
+    waves,
+    maxFailurePercent: strategy?.maxFailurePercent ?? 5,
+    onFailure: strategy?.onFailure ?? 'rollback',
+    maxParallel: strategy?.maxParallel ?? Number.MAX_SAFE_INTEGER,
+    updateTimeoutMs: durationMs(strategy?.updateTimeout, 10 * 60_000),
+  };
+}
+
+/**
+ * How many devices have been reached by the end of each wave (cumulative), for a fleet of
+ * `fleet` devices. `devices: n` adds n; `percent: p` reaches p% rounded up; every wave that
+ * reaches no new device still counts (it is shown and skipped); the last wave reaches everyone.
+ */
+export function cumulativeTargets(waves: NormalStrategy['waves'], fleet: number): number[] {
+  const out: number[] = [];
+  let reached = 0;
+  waves.forEach((wave, i) => {
+    if (i === waves.length - 1) reached = fleet;
+    else if (wave.devices !== undefined) reached += wave.devices;
+    else reached = Math.max(reached, Math.ceil(((wave.percent ?? 100) * fleet) / 100));
+    reached = Math.min(reached, fleet);
+    out.push(reached);
+  });
+  return out;
+}
+
+export type Candidate = { name: string; site: string | null; region: string | null; hardware: string | null; online: boolean };
+
+/**
+ * Orders devices for the next wave so the first ones are representative: each device ranks by how
+ * many devices of its region, its site and its hardware come before it (in a seeded hash order);
+ * the first device of each region, site and hardware goes first. Online devices before offline
+ * ones. Deterministic: the same inputs and seed give the same order.
+ */
+export function orderForWave(candidates: readonly Candidate[], seed: string): { device: Candidate; reason: string }[] {
+  const hashed = candidates.map((c) => ({ c, h: sha256Hex(`${seed}\u0000${c.name}`) })).sort((a, b) => (a.h < b.h ? -1 : a.h > b.h ? 1 : 0));
+  const seen = { region: new Map<string, number>(), site: new Map<string, number>(), hardware: new Map<string, number>() };
+  const ranked = hashed.map(({ c, h }) => {
+    const rank = (kind: keyof typeof seen, value: string | null) => {
+      const key = value ?? '(none)';
+      const n = seen[kind].get(key) ?? 0;
+      seen[kind].set(key, n + 1);
+      return n;
+    };
+    const region = rank('region', c.region);
+    const site = rank('site', c.site);
+    const hardware = rank('hardware', c.hardware);
+    return { c, h, score: Math.max(region, site, hardware), firsts: { region, site, hardware } };
+  });
+  ranked.sort((a, b) => Number(b.c.online) - Number(a.c.online) || a.score - b.score || (a.h < b.h ? -1 : a.h > b.h ? 1 : 0));
+  return ranked.map(({ c, firsts }) => {
+    const novel = [
+      firsts.region === 0 && c.region ? `first in region ${c.region}` : null,
+      firsts.site === 0 && c.site ? `first at site ${c.site}` : null,
+      firsts.hardware === 0 && c.hardware ? `first on hardware ${c.hardware}` : null,
+    ].filter(Boolean);
+    return { device: c, reason: novel.length > 0 ? novel.join(', ') : `spread: ${Math.max(firsts.region, firsts.site, firsts.hardware)} of its region, site or hardware went before it` };
+  });
+}
+
+// ---- maintenance windows, in the site's IANA time zone ----
+
+export type Window = { days?: readonly ('mon' | 'tue' | 'wed' | 'thu' | 'fri' | 'sat' | 'sun')[]; start: string; duration: string };
+const weekdays = ['sun', 'mon', 'tue', 'wed', 'thu', 'fri', 'sat'] as const;
+
+/** The wall-clock date and time in a time zone, from Intl (which knows every DST rule). */
+export function localTime(nowMs: number, timeZone: string): { day: (typeof weekdays)[number]; minutes: number; date: string } {
+  const parts = new Intl.DateTimeFormat('en-US', {
+    timeZone,
+    hourCycle: 'h23',
+    weekday: 'short',
+    year: 'numeric',
+    month: '2-digit',
+    day: '2-digit',
+    hour: '2-digit',
+    minute: '2-digit',
+  }).formatToParts(new Date(nowMs));
+  const get = (type: string) => parts.find((p) => p.type === type)?.value ?? '';
+  const day = get('weekday').toLowerCase().slice(0, 3) as (typeof weekdays)[number];
+  return { day, minutes: Number(get('hour')) * 60 + Number(get('minute')), date: `${get('year')}-${get('month')}-${get('day')}` };
+}
+
+/**
+ * Whether any window is open now, judged on the local wall clock: a window that starts at 23:00
+ * and lasts 3h is open until 02:00 the next local day; `days` name the day a window starts.
+ * No windows means always open.
+ */
+export function windowOpen(windows: readonly Window[] | undefined, timeZone: string | undefined, nowMs: number): boolean {
+  if (!windows || windows.length === 0) return true;
+  const here = localTime(nowMs, timeZone ?? 'UTC');
+  const yesterday = weekdays[(weekdays.indexOf(here.day) + 6) % 7]!;
+  return windows.some((w) => {
+    const [h, m] = w.start.split(':').map(Number) as [number, number];
+    const start = h * 60 + m;
+    const length = durationMs(w.duration, 0) / 60_000;
+    const runsOn = (day: (typeof weekdays)[number]) => !w.days || w.days.length === 0 || w.days.includes(day);
+    if (runsOn(here.day) && here.minutes >= start && here.minutes < start + length) return true;
+    // A window that began yesterday and runs past midnight.
+    return runsOn(yesterday) && start + length > 1440 && here.minutes < start + length - 1440;
+  });
+}

@@ -1,0 +1,233 @@
+import { setTimeout as sleepFor } from 'node:timers/promises';
+import { createAgent, type Agent } from '../agent/create-agent.ts';
+import { createFakeDriver, fakeHealth, type FakeDriver, type FakeOutcome } from '../agent/drivers/fake/fake-driver.ts';
+import type { RuntimeKind } from '../agent/drivers/driver.ts';
+import { createMemoryStorage } from '../agent/storage/memory-storage.ts';
+import type { Transport } from '../agent/sync/client.ts';
+import type { DesiredComponent, Facts } from '../protocol/messages.ts';
+import { loadPrivateKey } from '../protocol/signing.ts';
+import { createInjectClient, type InjectableApp } from './inject-client.ts';
+import { goodLink, withLink, type LinkState } from './link.ts';
+import { createRandom } from './random.ts';
+
+/**
+ * A virtual fleet: thousands of real agents (createAgent, the real sync client, planner,
+ * executors, ledger and outbox) in one process, each with in-memory storage, fake runtimes
+ * scripted per device, and a link to the in-process server that a drill can cut, slow or make lossy.
+ */
+
+export type SimDevice = {
+  name: string;
+  site: string;
+  labels: { region: string; hardware: string; tier: 'store' };
+  /** What the device reports about itself; `hardware` is what a scenario's bad release may hinge on. */
+  facts: Facts & { hardware: string; arch: string; model: string };
+};
+
+export type SimBehaviour = (device: SimDevice, component: DesiredComponent) => FakeOutcome;
+
+export type SimFleetOptions = {
+  server: { app: InjectableApp; url: string; enrollToken: string };
+  devices: number;
+  sites: number;
+  seed: number;
+  regions?: readonly string[];
+  hardware?: readonly string[];
+  pollSeconds?: number;
+  reconcileSeconds?: number;
+  behaviour: SimBehaviour;
+  /** Real milliseconds per scenario millisecond, for fake crashes, downloads and health checks (default 1). */
+  timeScale?: number;
+  /** Device starts are spread over this window so polls do not arrive in lockstep (default: pollSeconds). */
+  spreadSeconds?: number;
+  /** Devices enrolling at once (default 32). */
+  concurrency?: number;
+  now?: () => number;
+  log?: (device: string, message: string) => void;
+};
+
+export type SimFleet = {
+  readonly devices: readonly SimDevice[];
+  /** Enrolls every device and starts its loop; resolves when all are running. */
+  start(): Promise<void>;
+  stop(): Promise<void>;
+  /** An offline device's requests fail at once with EHOSTUNREACH (`unavailable` to the agent), as over a cut link. */
+  setOnline(name: string, online: boolean): void;
+  /** Every request of the device waits this long first. */
+  setLinkDelay(name: string, ms: number): void;
+  /** This share of the device's requests is lost (connection reset). */
+  setLinkLoss(name: string, ratio: number): void;
+  /** Replaces what the fake runtimes do from now on (a drill can fix a bad version, or break a good one). */
+  setBehaviour(behaviour: SimBehaviour): void;
+  /** Every version that ever ran on the device. */
+  everRan(name: string): Set<string>;
+  /** A device's fake runtime, to act on it by hand (stop or remove an instance). */
+  driver(name: string, kind: RuntimeKind): FakeDriver;
+  agent(name: string): Agent;
+};
+
+export const defaultRegions = ['eu-west', 'eu-north', 'us-east', 'ap-south'] as const;
+export const defaultHardware = ['amd64/nuc', 'arm64/rpi4', 'arm64/jetson'] as const;
+
+/**
+ * Pure: the fleet a seed describes. Every site gets a device before any gets a second, then the
+ * rest are spread at random; a site's devices share its region; hardware is drawn per device.
+ */
+export function layoutFleet(opts: { devices: number; sites: number; seed: number; regions?: readonly string[]; hardware?: readonly string[] }): SimDevice[] {
+  if (!Number.isInteger(opts.devices) || opts.devices < 0) throw new RangeError('devices: a whole number of at least 0');
+  if (!Number.isInteger(opts.sites) || opts.sites < 1) throw new RangeError('sites: a whole number of at least 1');
+  const random = createRandom(opts.seed);
+  const regions = opts.regions ?? defaultRegions;
+  const hardware = opts.hardware ?? defaultHardware;
+  const siteWidth = Math.max(3, String(opts.sites).length);
+  const deviceWidth = Math.max(5, String(opts.devices).length);
+  const siteRegions = Array.from({ length: opts.sites }, () => random.pick(regions));
+  return Array.from({ length: opts.devices }, (_, i) => {
+    const siteIndex = i < opts.sites ? i : random.int(opts.sites);
+    const hw = random.pick(hardware);
+    const [arch = hw, model = hw] = hw.split('/');
+    const name = `dev-${String(i + 1).padStart(deviceWidth, '0')}`;
+    return {
+      name,
+      site: `site-${String(siteIndex + 1).padStart(siteWidth, '0')}`,
+      labels: { region: siteRegions[siteIndex]!, hardware: hw, tier: 'store' },
+      facts: { hostname: name, hardware: hw, arch, model, simulated: true },
+    };
+  });
+}
+
+type SimNode = {
+  device: SimDevice;
+  agent: Agent;
+  drivers: { container: FakeDriver; process: FakeDriver };
+  link: LinkState;
+};
+
+export function createSimFleet(opts: SimFleetOptions): SimFleet {
+  const devices = layoutFleet(opts);
+  const now = opts.now ?? Date.now;
+  const timeScale = opts.timeScale ?? 1;
+  const pollSeconds = opts.pollSeconds ?? 30;
+  const spreadMs = (opts.spreadSeconds ?? pollSeconds) * 1000;
+  const concurrency = Math.max(1, opts.concurrency ?? 32);
+  // Independent streams, so changing how often links lose packets does not reshuffle start times.
+  const jitter = createRandom(opts.seed ^ 0x5eed);
+  const loss = createRandom(opts.seed ^ 0x1055);
+  const lossRandom = () => loss.next();
+  let behaviour = opts.behaviour;
+  const stopping = new AbortController();
+
+  const nodes = new Map<string, SimNode>();
+  for (const device of devices) nodes.set(device.name, createNode(device));
+
+  function createNode(device: SimDevice): SimNode {
+    const outcome = (component: DesiredComponent) => behaviour(device, component);
+    const containers = createFakeDriver({ kind: 'container', behaviour: outcome, now, timeScale });
+    const processes = createFakeDriver({ kind: 'process', behaviour: outcome, now, timeScale });
+    const link = goodLink();
+    const storage = createMemoryStorage();
+    // The client signs session requests with the agent's key, which exists only once the agent
+    // has made its identity; it is read when a session is needed (about once an hour), not kept twice.
+    let agent: Agent | null = null;
+    const client = createInjectClient({
+      app: opts.server.app,
+      serverUrl: opts.server.url,
+      device: device.name,
+      privateKey: () => {
+        const identity = agent?.identity();
+        return identity ? loadPrivateKey(identity.privateKey) : null;
+      },
+      now,
+      wrap: (transport) => withFacts(withLink(transport, link, lossRandom), device.facts),
+    });
+    agent = createAgent({
+      dataDir: `sim:${device.name}`,
+      storage,
+      serverUrl: opts.server.url,
+      enrollToken: opts.server.enrollToken,
+      name: device.name,
+      site: device.site,
+      labels: device.labels,
+      drivers: { container: containers, process: processes },
+      waitForHealth: fakeHealth([processes, containers]),
+      client,
+      now,
+      pollSeconds,
+      ...(opts.reconcileSeconds === undefined ? {} : { reconcileSeconds: opts.reconcileSeconds }),
+      ...(opts.log ? { log: (message: string) => opts.log!(device.name, message) } : {}),
+    });
+    return { device, agent, drivers: { container: containers, process: processes }, link };
+  }
+
+  function node(name: string): SimNode {
+    const found = nodes.get(name);
+    if (!found) throw new RangeError(`no simulated device "${name}"`);
+    return found;
+  }
+
+  return {
+    devices,
+
+    async start() {
+      const offsets = devices.map(() => jitter.next() * spreadMs);
+      const order = devices.map((_, i) => i).sort((a, b) => offsets[a]! - offsets[b]!);
+      const began = performance.now();
+      const failures: string[] = [];
+      let next = 0;
+      const worker = async () => {
+        while (next < order.length && !stopping.signal.aborted) {
+          const index = order[next++]!;
+          const wait = began + offsets[index]! - performance.now();
+          if (wait > 0) await sleepFor(wait, undefined, { signal: stopping.signal }).catch(() => undefined);
+          if (stopping.signal.aborted) return;
+          const { agent, device } = nodes.get(devices[index]!.name)!;
+          await agent.start().catch((error: unknown) => failures.push(`${device.name}: ${(error as Error).message}`));
+        }
+      };
+      await Promise.all(Array.from({ length: Math.min(concurrency, devices.length) }, worker));
+      if (failures.length > 0) throw new Error(`${failures.length} of ${devices.length} simulated devices did not start; first: ${failures[0]}`);
+    },
+
+    async stop() {
+      stopping.abort();
+      await Promise.all([...nodes.values()].map(async ({ agent, drivers }) => {
+        await agent.stop();
+        await drivers.container.close();
+        await drivers.process.close();
+      }));
+    },
+
+    setOnline(name, online) {
+      node(name).link.online = online;
+    },
+    setLinkDelay(name, ms) {
+      node(name).link.delayMs = Math.max(0, ms);
+    },
+    setLinkLoss(name, ratio) {
+      node(name).link.lossRatio = Math.min(1, Math.max(0, ratio));
+    },
+    setBehaviour(next) {
+      behaviour = next;
+    },
+    everRan(name) {
+      const { drivers } = node(name);
+      return new Set([...drivers.process.everRan(), ...drivers.container.everRan()]);
+    },
+    driver: (name, kind) => node(name).drivers[kind],
+    agent: (name) => node(name).agent,
+  };
+}
+
+/**
+ * The real agent reports the facts of the machine it runs on; a simulated device reports its own
+ * (its hardware above all), so the server sees a fleet of NUCs and Pis, not ten thousand copies
+ * of the build box. Only enrollment and status carry facts.
+ */
+function withFacts(inner: Transport, facts: Facts): Transport {
+  return (url, init) => {
+    if (typeof init.body !== 'string' || !(url.endsWith('/v1/enroll') || url.endsWith('/v1/device/status'))) return inner(url, init);
+    const body = JSON.parse(init.body) as { facts?: Facts };
+    body.facts = { ...body.facts, ...facts };
+    return inner(url, { ...init, body: JSON.stringify(body) });
+  };
+}
