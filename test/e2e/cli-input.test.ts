@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { basename } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { createFleet, uniqueTag, type CliResult, type Fleet } from '../support/fleet.ts';
+import { waitUntil } from '../support/wait.ts';
 
 // Bad input from a file, a flag or the network gets one clear line naming what was wrong, a
 // non-zero exit (or a 4xx with { error: { code, message } }), and changes nothing on the server.
@@ -116,6 +117,11 @@ describe('bad input is refused clearly and changes nothing', { timeout: 240_000 
     await fleet.startServer();
     const applied = await fleet.cli(['apply', '-f', fleet.writeFile('baseline.yaml', deployment(BASELINE))]);
     assert.equal(applied.code, 0, applied.stderr);
+    // The baseline's rollout (to no device) completes at the engine's next tick; snapshot after it.
+    await waitUntil('the baseline rollout to complete', async () => {
+      const rollouts = JSON.parse((await fleet.api('/v1/rollouts')).text) as { state: string }[];
+      return rollouts.length > 0 && rollouts.every((r) => r.state === 'complete') ? true : undefined;
+    });
     deploymentsJson = (await fleet.api('/v1/deployments')).text;
     sitesJson = (await fleet.api('/v1/sites')).text;
     assert.match(deploymentsJson, new RegExp(BASELINE));
