@@ -15,6 +15,7 @@ export type SlotStatus =
   | 'released' // told to run the new revision, no verdict yet
   | 'updated' // reports the new revision healthy
   | 'failed' // reported a failure, or stayed silent past the update timeout
+  | 'excused' // failed, and an operator resumed the halted rollout anyway: no longer counted against the threshold
   | 'reverted' // sent back to the previous revision by a rollback
   | 'recovered'; // back healthy on the previous revision after a rollback
 
@@ -75,7 +76,7 @@ export function initialState(now: number, revision: number, fromRevision: number
 }
 
 const inFlight = (s: Slot) => s.status === 'released';
-const reached = (s: Slot) => s.status === 'released' || s.status === 'updated' || s.status === 'failed';
+const reached = (s: Slot) => s.status === 'released' || s.status === 'updated' || s.status === 'failed' || s.status === 'excused';
 
 /** Applies an operator's command. Pausing stops new releases; abort rolls back like a crossed threshold. */
 export function command(state: MachineState, cmd: Command, now: number): MachineState {
@@ -84,9 +85,14 @@ export function command(state: MachineState, cmd: Command, now: number): Machine
     case 'pause':
       if (state.phase !== 'progressing') return state;
       return { ...state, phase: 'paused', reason: 'paused by operator', timeline: [...state.timeline, { at: now, message: 'paused by operator' }] };
-    case 'resume':
+    case 'resume': {
       if (state.phase !== 'paused' && state.phase !== 'halted') return state;
-      return { ...state, phase: 'progressing', reason: null, timeline: [...state.timeline, { at: now, message: 'resumed by operator' }] };
+      // Resuming a halted rollout accepts the failures that halted it; new ones count afresh.
+      const slots = Object.fromEntries(Object.entries(state.slots).map(([name, s]) => [name, s.status === 'failed' ? { ...s, status: 'excused' as const } : s]));
+      const excused = Object.values(slots).filter((s) => s.status === 'excused').length - Object.values(state.slots).filter((s) => s.status === 'excused').length;
+      const message = state.phase === 'halted' && excused > 0 ? `resumed by operator, accepting ${devicesText(excused)} that failed` : 'resumed by operator';
+      return { ...state, slots, phase: 'progressing', reason: null, haltedAt: null, timeline: [...state.timeline, { at: now, message }] };
+    }
     case 'abort':
       if (!active && state.phase !== 'halted') return state;
       return { ...state, phase: 'rolling-back', reason: `aborted by ${cmd.by}`, haltedAt: now, timeline: [...state.timeline, { at: now, message: `aborted by ${cmd.by}; rolling back` }] };
@@ -181,7 +187,7 @@ export function advance(prev: MachineState, observation: Observation, strategy: 
   const last = strategy.waves.length - 1;
   if (state.wave >= 0) {
     const mine = Object.values(state.slots).filter((s) => s.wave === state.wave);
-    const pending = mine.filter((s) => s.status !== 'updated').length;
+    const pending = mine.filter((s) => s.status !== 'updated' && s.status !== 'excused').length;
     if (pending > 0) {
       state.reason = waitingReason(state, mine, byName, Object.entries(state.slots));
       return { state, actions };
