@@ -1,6 +1,6 @@
 import type { Problem } from './validate.ts';
 import { pathToField } from './validate.ts';
-import type { AppliedResource, DeploymentSpec } from './resources.ts';
+import type { AppliedResource, DeploymentSpec, SiteSpec } from './resources.ts';
 
 /**
  * Rules a schema cannot say: they run after the schema check, on the server and in the CLI,
@@ -28,6 +28,21 @@ export function deploymentProblems(spec: DeploymentSpec): Problem[] {
   return out;
 }
 
+/** A Site's time zone must be one the runtime knows: maintenance windows are read in it on every rollout tick. */
+export function siteProblems(spec: SiteSpec | undefined): Problem[] {
+  const zone = spec?.timeZone;
+  if (zone === undefined) return [];
+  try {
+    new Intl.DateTimeFormat('en-US', { timeZone: zone });
+    return [];
+  } catch {
+    const path = ['spec', 'timeZone'];
+    return [{ path, field: pathToField(path), message: `"${zone}" is not an IANA time zone (for example Europe/Berlin or America/New_York)` }];
+  }
+}
+
 export function resourceProblems(resource: AppliedResource): Problem[] {
-  return resource.kind === 'Deployment' ? deploymentProblems(resource.spec) : [];
+  if (resource.kind === 'Deployment') return deploymentProblems(resource.spec);
+  if (resource.kind === 'Site') return siteProblems(resource.spec);
+  return [];
 }

@@ -33,6 +33,8 @@ export type RunningServer = {
   store: Store;
   /** Credentials made on this start (shown once), if any. */
   created: { adminToken?: string; enrollToken?: string };
+  /** What the rollout engine has cost so far: ticks run and their total time, desired-state refresh included. */
+  stats: { readonly rolloutTicks: number; readonly rolloutTickMs: number };
   close(): Promise<void>;
 };
 
@@ -70,12 +72,17 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
 
   // One tick at a time: a slow tick is not overlapped by the next.
   let ticking: Promise<void> | null = null;
-  const tickRollouts = () =>
-    (ticking ??= desired
+  const stats = { rolloutTicks: 0, rolloutTickMs: 0 };
+  const tickRollouts = () => {
+    const started = performance.now();
+    return (ticking ??= desired
       .change(store, async (tx) => ({ result: undefined, devices: await rollouts.tick(tx, now()) }))
       .finally(() => {
         ticking = null;
+        stats.rolloutTicks++;
+        stats.rolloutTickMs += performance.now() - started;
       }));
+  };
   const background = [
     setInterval(() => void presence.flush().catch((e: unknown) => app.log.error(e)), 5_000),
     setInterval(() => void tickRollouts().catch((e: unknown) => app.log.error(e)), options.tickMs ?? 2_000),
@@ -90,6 +97,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     url: `http://${host.includes(':') ? `[${host}]` : host}:${port}`,
     store,
     created,
+    stats,
     async close() {
       for (const timer of background) clearInterval(timer);
       await app.close();

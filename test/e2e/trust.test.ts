@@ -23,8 +23,8 @@ kind: Deployment
 metadata: { name: ${DEPLOYMENT} }
 spec:
   selector: { matchLabels: { tier: trust-${tag} } }
-  # Every device at once: this test is about each device's own commit-or-revert, not waves.
-  strategy: { waves: [{ percent: 100 }] }
+  # Every device at once and no fleet-wide halt: this test is about each device's own commit-or-revert.
+  strategy: { waves: [{ percent: 100 }], maxFailurePercent: 100 }
   template:
     version: "${version}"
     components:

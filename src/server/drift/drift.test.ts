@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import type { ComponentStatus, DesiredComponent } from '../../protocol/messages.ts';
 import type { DriftEntry } from '../../protocol/resources.ts';
-import { analyseDevice, summariseDrift, type DeviceSnapshot } from './drift.ts';
+import { analyseDevice, summariseDrift, type DeviceSnapshot, type HeldBack } from './drift.ts';
 
 const ISSUED = '2025-01-01T10:00:00.000Z';
 const SEEN = '2025-01-01T09:00:00.000Z';
@@ -100,5 +100,71 @@ describe('summariseDrift', () => {
   test('counts devices once and reasons by entry, most frequent first', () => {
     const entries = [entry('a', 'offline'), entry('a', 'offline'), entry('b', 'reverted'), entry('c', 'reverted'), entry('d', 'reverted')];
     assert.equal(summariseDrift(entries, 500), '4 of 500 devices drifted: 3 reverted, 2 offline');
+  });
+});
+
+describe('analyseDevice: devices a rollout holds back', () => {
+  // The device runs revision 1 (version 2.4.0) healthily, as it was told; revision 2 (2.4.1) is rolling out.
+  const onOld: DesiredComponent = { ...want, revision: 1, version: '2.4.0' };
+  const inLine = report({ desiredVersion: '2.4.0', version: '2.4.0' });
+  const HELD_SINCE = '2025-01-01T09:30:00.000Z';
+  const heldByRollout: HeldBack = { deployment: 'pos', revision: 2, version: '2.4.1', reason: 'held-by-rollout', detail: 'rollout pos-2 is progressing (wave 1 in progress)', since: HELD_SINCE };
+  const waiting: HeldBack = { ...heldByRollout, reason: 'waiting-for-window', detail: "in wave 2, waiting for its site's maintenance window" };
+
+  test('in line with what it was told but not yet on the newest revision: held-by-rollout, naming the version it waits for', () => {
+    const { components, drift } = analyseDevice(device({ desired: [onOld], reported: [inLine], held: [heldByRollout] }));
+    assert.equal(components[0]?.state, 'healthy', 'the component itself is fine');
+    assert.equal(drift.length, 1);
+    assert.deepEqual(drift[0], {
+      device: 'pos-01',
+      site: 'store-12',
+      component: 'pos',
+      deployment: 'pos',
+      desiredVersion: '2.4.1',
+      version: '2.4.0',
+      reason: 'held-by-rollout',
+      detail: 'rollout pos-2 is progressing (wave 1 in progress)',
+      since: HELD_SINCE,
+    });
+  });
+
+  test('waiting for its maintenance window', () => {
+    const { drift } = analyseDevice(device({ desired: [onOld], reported: [inLine], held: [waiting] }));
+    assert.deepEqual(drift.map((d) => [d.reason, d.desiredVersion, d.version]), [['waiting-for-window', '2.4.1', '2.4.0']]);
+    assert.match(drift[0]!.detail, /maintenance window/);
+  });
+
+  test('a device already given the newest revision is not held', () => {
+    const { drift } = analyseDevice(device({ held: [heldByRollout] }));
+    assert.deepEqual(drift, []);
+  });
+
+  test('a hold for another deployment does not touch this one', () => {
+    const { drift } = analyseDevice(device({ desired: [onOld], reported: [inLine], held: [{ ...heldByRollout, deployment: 'cam' }] }));
+    assert.deepEqual(drift, []);
+  });
+
+  test('a device that drifts for its own reason keeps that reason: offline, reverted, applying come first', () => {
+    const offline = analyseDevice(device({ online: false, desired: [onOld], reported: [report({ desiredVersion: '2.3.0', version: '2.3.0' })], held: [heldByRollout] }));
+    assert.deepEqual(offline.drift.map((d) => d.reason), ['offline']);
+    const reverted = analyseDevice(device({ desired: [onOld], reported: [report({ desiredVersion: '2.4.0', version: '2.3.0', state: 'reverted', detail: 'health check failed' })], held: [waiting] }));
+    assert.deepEqual(reverted.drift.map((d) => d.reason), ['reverted']);
+    const applying = analyseDevice(device({ appliedGeneration: 4, desired: [onOld], reported: [], held: [heldByRollout] }));
+    assert.deepEqual(applying.drift.map((d) => d.reason), ['applying']);
+  });
+
+  test('one entry per component, even with several components held', () => {
+    const second: DesiredComponent = { ...onOld, name: 'sidecar' };
+    const { drift } = analyseDevice(device({ desired: [onOld, second], reported: [inLine, report({ name: 'sidecar', desiredVersion: '2.4.0', version: '2.4.0' })], held: [heldByRollout] }));
+    assert.deepEqual(drift.map((d) => `${d.component}:${d.reason}`), ['pos:held-by-rollout', 'sidecar:held-by-rollout']);
+  });
+
+  test('the summary counts them by reason', () => {
+    const entries = [
+      ...analyseDevice(device({ name: 'a', desired: [onOld], reported: [inLine], held: [heldByRollout] })).drift,
+      ...analyseDevice(device({ name: 'b', desired: [onOld], reported: [inLine], held: [waiting] })).drift,
+      ...analyseDevice(device({ name: 'c', desired: [onOld], reported: [inLine], held: [waiting] })).drift,
+    ];
+    assert.equal(summariseDrift(entries, 10), '3 of 10 devices drifted: 2 waiting-for-window, 1 held-by-rollout');
   });
 });

@@ -35,6 +35,8 @@ export type MachineState = {
   reason: string | null;
   /** When the failure threshold was crossed, if it was. */
   haltedAt: number | null;
+  /** Seeds the canary order, so each rollout picks its own representative devices (deterministically). */
+  seed?: string;
 };
 
 /** What the engine saw of one selected device this tick. */
@@ -62,8 +64,9 @@ export type Actions = {
   openIncident: boolean;
 };
 
-export function initialState(now: number, revision: number, fromRevision: number | null): MachineState {
+export function initialState(now: number, revision: number, fromRevision: number | null, seed = ''): MachineState {
   return {
+    seed,
     phase: 'progressing',
     wave: -1,
     waveStartedAt: null,
@@ -181,13 +184,20 @@ export function advance(prev: MachineState, observation: Observation, strategy: 
   // 3. Release devices waiting for a slot or a window, within maxParallel.
   releaseWaiting(state, byName, strategy, now, actions);
 
-  // 4. Wave gate: a wave is done when all its devices report healthy, then it bakes.
+  // Devices that start matching once the last wave has begun join it at once.
   const fleet = observation.devices.length;
   const targets = cumulativeTargets(strategy.waves, fleet);
   const last = strategy.waves.length - 1;
+  if (state.wave === last) {
+    const late = observation.devices.filter((d) => !(d.name in state.slots));
+    if (late.length > 0) startWave(state, last, late, late.length, strategy, now, actions, byName, note);
+  }
+
+  // 4. Wave gate: a wave is done when each of its devices reports healthy or failed (failures
+  // under the threshold are tolerated: that is what the threshold is for), then it bakes.
   if (state.wave >= 0) {
     const mine = Object.values(state.slots).filter((s) => s.wave === state.wave);
-    const pending = mine.filter((s) => s.status !== 'updated' && s.status !== 'excused').length;
+    const pending = mine.filter((s) => s.status !== 'updated' && s.status !== 'excused' && s.status !== 'failed').length;
     if (pending > 0) {
       state.reason = waitingReason(state, mine, byName, Object.entries(state.slots));
       return { state, actions };
@@ -203,7 +213,9 @@ export function advance(prev: MachineState, observation: Observation, strategy: 
       state.reason = `wave ${state.wave + 1} baking until ${new Date(state.bakeUntil).toISOString()}`;
       return { state, actions };
     }
-    if (bakeMs === 0 || state.bakeUntil !== null) note(`wave ${state.wave + 1} passed its health gate (${mine.length} devices healthy)`);
+    const healthy = mine.filter((s) => s.status === 'updated').length;
+    const failedText = healthy < mine.length ? `, ${mine.length - healthy} failed` : '';
+    if (bakeMs === 0 || state.bakeUntil !== null) note(`wave ${state.wave + 1} passed its health gate (${healthy} devices healthy${failedText})`);
   }
 
   // 5. Next wave, or done. Devices that started matching late land in the wave being started.
@@ -236,7 +248,7 @@ function startWave(
   byName: Map<string, DeviceObservation>,
   note: (message: string) => void,
 ): void {
-  const chosen = orderForWave(unassigned, `wave-${wave}`).slice(0, count);
+  const chosen = orderForWave(unassigned, `${state.seed ?? ''}/wave-${wave}`).slice(0, count);
   const isNewWave = state.wave !== wave;
   state.wave = wave;
   state.bakeUntil = null;
@@ -257,7 +269,10 @@ function releaseWaiting(state: MachineState, byName: Map<string, DeviceObservati
   for (const [name, slot] of Object.entries(state.slots)) {
     if (slot.status !== 'queued' && slot.status !== 'waiting-window') continue;
     const seen = byName.get(name);
-    if (!seen) continue;
+    if (!seen) {
+      delete state.slots[name]; // stopped matching before it was reached: it leaves the rollout
+      continue;
+    }
     if (!seen.windowOpen) {
       if (slot.status !== 'waiting-window') state.slots[name] = { ...slot, status: 'waiting-window' };
       continue;
@@ -327,7 +342,8 @@ export function waveViews(state: MachineState, strategy: NormalStrategy, fleet: 
       index,
       devices: mine.length > 0 ? mine.length : Math.max(0, planned),
       updated: mine.filter((s) => s.status === 'updated').length,
-      failed: mine.filter((s) => s.status === 'failed').length,
+      // A failed device that was then rolled back still counts as failed: it keeps the failure's detail.
+      failed: mine.filter((s) => s.status === 'failed' || s.status === 'excused' || ((s.status === 'reverted' || s.status === 'recovered') && s.detail !== null)).length,
       state: waveState,
     };
   });

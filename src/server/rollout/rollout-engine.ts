@@ -55,6 +55,13 @@ export function createRolloutEngine(deps: EngineDeps): RolloutEngine {
     );
     const template = await store.getRevision(deployment.name, rollout.revision);
     const componentCount = template?.template.components.length ?? 1;
+    // Each site's window is judged once per tick, not once per device.
+    const openBySite = new Map<string | null, boolean>();
+    const siteWindowOpen = (name: string | null, spec: SiteSpec) => {
+      let open = openBySite.get(name);
+      if (open === undefined) openBySite.set(name, (open = windowOpen(spec.maintenanceWindows, spec.timeZone, nowMs)));
+      return open;
+    };
     return devices.map((d) => {
       const site = d.site ? sites.get(d.site) : undefined;
       const spec: SiteSpec = site?.spec ?? {};
@@ -66,7 +73,7 @@ export function createRolloutEngine(deps: EngineDeps): RolloutEngine {
         online: deps.isOnline(d),
         onNew: verdictOn(reports.get(d.name) ?? [], rollout.revision, componentCount),
         healthyOnPrevious: healthyOn(reports.get(d.name) ?? [], rollout.fromRevision),
-        windowOpen: windowOpen(spec.maintenanceWindows, spec.timeZone, nowMs),
+        windowOpen: siteWindowOpen(d.site, spec),
       };
     });
   }
@@ -99,6 +106,8 @@ export function createRolloutEngine(deps: EngineDeps): RolloutEngine {
     const devices = await observe(store, deployment, rollout, nowMs);
     const before = cmd ? command(machine, cmd, nowMs) : machine;
     const { state, actions } = advance(before, { now: nowMs, devices }, normalizeStrategy(deployment.spec.strategy));
+    // An operator's abort is an incident too: it stopped a rollout part-way.
+    if (cmd?.kind === 'abort' && machine.phase !== 'rolling-back' && state.phase === 'rolling-back') actions.openIncident = true;
     return save(store, rollout, deployment, state, actions, devices.length, nowMs);
   }
 
@@ -111,8 +120,12 @@ export function createRolloutEngine(deps: EngineDeps): RolloutEngine {
         const superseded: MachineState = { ...machine, phase: 'superseded', reason: `superseded by revision ${revision}`, timeline: [...machine.timeline, { at: nowMs, message: `superseded by revision ${revision}` }] };
         await store.putRollout({ ...earlier, state: 'superseded', reason: superseded.reason, machine: superseded, updatedAt: nowIso });
       }
+      // Devices an unfinished rollout reached go back to the stable revision: no device is left on a
+      // revision no rollout watches any more (the new rollout reaches them in its own waves).
+      const stale = (await store.listReleases(deployment.name)).map((r) => r.device);
+      if (stale.length > 0) await store.deleteReleases(deployment.name);
       const fromRevision = deployment.targetRevision > 0 ? deployment.targetRevision : null;
-      const machine = initialState(nowMs, revision, fromRevision);
+      const machine = initialState(nowMs, revision, fromRevision, rolloutName(deployment.name, revision));
       const record: RolloutRecord = {
         name: rolloutName(deployment.name, revision),
         deployment: deployment.name,
@@ -126,7 +139,7 @@ export function createRolloutEngine(deps: EngineDeps): RolloutEngine {
         updatedAt: nowIso,
       };
       await store.putRollout(record);
-      return step(store, record, nowMs, null);
+      return [...stale, ...(await step(store, record, nowMs, null))];
     },
 
     async targets(store) {

@@ -60,34 +60,49 @@ export function cumulativeTargets(waves: NormalStrategy['waves'], fleet: number)
 export type Candidate = { name: string; site: string | null; region: string | null; hardware: string | null; online: boolean };
 
 /**
- * Orders devices for the next wave so the first ones are representative: each device ranks by how
- * many devices of its region, its site and its hardware come before it (in a seeded hash order);
- * the first device of each region, site and hardware goes first. Online devices before offline
- * ones. Deterministic: the same inputs and seed give the same order.
+ * Orders devices for the next wave so the first ones are representative. In a seeded hash order
+ * (online devices first), each device ranks by how many devices of its region, its site and its
+ * hardware come before it. Then, in tiers: the first device of each region (preferring one that
+ * is also the first on its hardware), the first on each hardware kind, the first at each site,
+ * then everyone else, second devices of each site before third ones. So the first R devices cover
+ * every region, and the first S+H every site and hardware kind, even when one dimension is the same
+ * for the whole fleet (every agent reports the same arch). Online devices before offline ones.
+ * Deterministic: the same inputs and seed give the same order, whatever order they come in.
  */
 export function orderForWave(candidates: readonly Candidate[], seed: string): { device: Candidate; reason: string }[] {
-  const hashed = candidates.map((c) => ({ c, h: sha256Hex(`${seed}\u0000${c.name}`) })).sort((a, b) => (a.h < b.h ? -1 : a.h > b.h ? 1 : 0));
+  const cmp = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
+  const hashed = candidates.map((c) => ({ c, h: sha256Hex(`${seed}\u0000${c.name}`) })).sort((a, b) => Number(b.c.online) - Number(a.c.online) || cmp(a.h, b.h));
   const seen = { region: new Map<string, number>(), site: new Map<string, number>(), hardware: new Map<string, number>() };
-  const ranked = hashed.map(({ c, h }) => {
+  const ranked = hashed.map(({ c }, index) => {
     const rank = (kind: keyof typeof seen, value: string | null) => {
       const key = value ?? '(none)';
       const n = seen[kind].get(key) ?? 0;
       seen[kind].set(key, n + 1);
       return n;
     };
-    const region = rank('region', c.region);
-    const site = rank('site', c.site);
-    const hardware = rank('hardware', c.hardware);
-    return { c, h, score: Math.max(region, site, hardware), firsts: { region, site, hardware } };
+    const firsts = { region: rank('region', c.region), site: rank('site', c.site), hardware: rank('hardware', c.hardware) };
+    const tier = firsts.region === 0 ? (firsts.hardware === 0 ? 0 : 1) : firsts.hardware === 0 ? 2 : firsts.site === 0 ? 3 : 4;
+    return { c, index, tier, firsts };
   });
-  ranked.sort((a, b) => Number(b.c.online) - Number(a.c.online) || a.score - b.score || (a.h < b.h ? -1 : a.h > b.h ? 1 : 0));
+  ranked.sort(
+    (a, b) =>
+      Number(b.c.online) - Number(a.c.online) ||
+      a.tier - b.tier ||
+      a.firsts.site - b.firsts.site ||
+      a.firsts.region - b.firsts.region ||
+      a.firsts.hardware - b.firsts.hardware ||
+      a.index - b.index,
+  );
   return ranked.map(({ c, firsts }) => {
     const novel = [
       firsts.region === 0 && c.region ? `first in region ${c.region}` : null,
       firsts.site === 0 && c.site ? `first at site ${c.site}` : null,
       firsts.hardware === 0 && c.hardware ? `first on hardware ${c.hardware}` : null,
     ].filter(Boolean);
-    return { device: c, reason: novel.length > 0 ? novel.join(', ') : `spread: ${Math.max(firsts.region, firsts.site, firsts.hardware)} of its region, site or hardware went before it` };
+    return {
+      device: c,
+      reason: novel.length > 0 ? novel.join(', ') : `spread: ${firsts.site} of its site, ${firsts.region} of its region and ${firsts.hardware} of its hardware went before it`,
+    };
   });
 }
 
