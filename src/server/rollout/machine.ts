@@ -78,6 +78,9 @@ export function initialState(now: number, revision: number, fromRevision: number
   };
 }
 
+/** Device failures named one by one in the timeline per tick; more are counted in one line. */
+const MAX_FAILURE_NOTES = 10;
+
 const inFlight = (s: Slot) => s.status === 'released';
 const reached = (s: Slot) => s.status === 'released' || s.status === 'updated' || s.status === 'failed' || s.status === 'excused';
 
@@ -119,24 +122,30 @@ export function advance(prev: MachineState, observation: Observation, strategy: 
   if (state.phase === 'complete' || state.phase === 'superseded' || state.phase === 'rolled-back') return { state, actions };
 
   // 1. Verdicts of reached devices: healthy, failed, silent past the timeout, or regressed.
+  // The timeline names the first few failures of a tick and counts the rest, so it stays readable (and small) when a whole wave fails.
+  let failureNotes = 0;
+  const noteFailure = (message: string) => {
+    if (failureNotes++ < MAX_FAILURE_NOTES) note(message);
+  };
   for (const [name, slot] of Object.entries(state.slots)) {
     const seen = byName.get(name);
     if (slot.status === 'released' || slot.status === 'updated') {
       const verdict = seen?.onNew.verdict ?? 'pending';
       if (verdict === 'failed') {
         set(name, { status: 'failed', doneAt: now, detail: seen?.onNew.detail ?? 'failed' });
-        note(`${name} failed${slot.status === 'updated' ? ' after it had reported healthy' : ''}: ${seen?.onNew.detail ?? 'failed'}`);
+        noteFailure(`${name} failed${slot.status === 'updated' ? ' after it had reported healthy' : ''}: ${seen?.onNew.detail ?? 'failed'}`);
       } else if (slot.status === 'released' && verdict === 'healthy') {
         set(name, { status: 'updated', doneAt: now, detail: null });
       } else if (slot.status === 'released' && slot.releasedAt !== null && now - slot.releasedAt >= strategy.updateTimeoutMs) {
         const detail = `no healthy report within ${Math.round(strategy.updateTimeoutMs / 1000)}s of the release${seen && !seen.online ? ' (offline)' : ''}`;
         set(name, { status: 'failed', doneAt: now, detail });
-        note(`${name} failed: ${detail}`);
+        noteFailure(`${name} failed: ${detail}`);
       }
     } else if (slot.status === 'reverted' && seen?.healthyOnPrevious) {
       set(name, { status: 'recovered', doneAt: now });
     }
   }
+  if (failureNotes > MAX_FAILURE_NOTES) note(`${devicesText(failureNotes - MAX_FAILURE_NOTES)} more failed`);
 
   // 2. The health gate: a crossed threshold halts, and with `rollback` sends everyone reached back.
   if (state.phase === 'progressing' || state.phase === 'paused') {

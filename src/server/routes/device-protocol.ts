@@ -5,6 +5,7 @@ import { loadPublicKey, sessionChallenge, verifyText } from '../../protocol/sign
 import type { AppDeps } from '../app.ts';
 import { hashToken, issueSessionToken } from '../auth/tokens.ts';
 import { ensureSite } from '../fleet/apply.ts';
+import { createStatusWriter } from '../status-writer.ts';
 
 const SESSION_MS = 60 * 60 * 1000;
 const CLOCK_SKEW_MS = 5 * 60 * 1000;
@@ -12,6 +13,7 @@ const CLOCK_SKEW_MS = 5 * 60 * 1000;
 /** The device side of the API: enrol, prove identity, pull desired state, push status. */
 export function registerDeviceRoutes(app: FastifyInstance, deps: AppDeps): void {
   const { store, desired, presence } = deps;
+  const statusWriter = createStatusWriter(store);
 
   app.post<{ Body: EnrollRequest }>(
     '/v1/enroll',
@@ -98,13 +100,7 @@ export function registerDeviceRoutes(app: FastifyInstance, deps: AppDeps): void 
       const nowMs = deps.now();
       presence.saw(device, nowMs);
       const receivedAt = new Date(nowMs).toISOString();
-      await store.transaction(async (tx) => {
-        const record = await tx.getDevice(device);
-        if (!record || record.status !== 'accepted') throw new DriftlessError('forbidden', `device "${device}" is not accepted`);
-        await tx.recordStatus(device, report.generation, report.reportedAt, receivedAt, report.components);
-        await tx.recordEvents(device, receivedAt, report.events);
-        if (report.facts) await tx.updateDevice(device, { facts: report.facts });
-      });
+      await statusWriter.submit(device, report, receivedAt);
       const ackedSeq = report.events.reduce((max, e) => Math.max(max, e.seq), 0);
       return { ackedSeq };
     },

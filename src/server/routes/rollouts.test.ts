@@ -116,7 +116,7 @@ async function desiredRevision(store: Store, device: string): Promise<number | n
 type Detail = RolloutView & {
   fromRevision: number | null;
   timeline: { at: string; message: string }[];
-  devices: { device: string; wave: number; status: string; why: string; detail: string | null; releasedAt: string | null }[];
+  devices: { device: string; wave: number; status: string; why: string; detail: string | null; releasedAt: string | null; doneAt: string | null }[];
   incident: { id: string; state: string; title: string } | null;
 };
 
@@ -160,7 +160,7 @@ describe('rollout routes', () => {
     assert.deepEqual(r.timeline.map((t) => t.message), ['rollout of revision 2 started (from revision 1)', 'wave 1 of 2 started: 1 device']);
     assert.deepEqual(r.timeline.map((t) => t.at), [new Date(START + 2000).toISOString(), new Date(START + 2000).toISOString()]);
     assert.equal(r.devices.length, 1);
-    assert.deepEqual({ ...r.devices[0], why: undefined }, { device: canary, wave: 1, status: 'released', why: undefined, detail: null, releasedAt: new Date(START + 2000).toISOString() });
+    assert.deepEqual({ ...r.devices[0], why: undefined }, { device: canary, wave: 1, status: 'released', why: undefined, detail: null, releasedAt: new Date(START + 2000).toISOString(), doneAt: null });
     assert.match(r.devices[0]!.why, /^canary: first at site site-pos-\d, first on hardware x64$/);
     error(await call(h, 'GET', '/v1/rollouts/nope-9', { token: VIEWER }), 404, 'not-found', /rollout "nope-9" not found/);
   });

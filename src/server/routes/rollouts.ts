@@ -20,7 +20,15 @@ export function rolloutView(r: RolloutRecord): RolloutView {
 function rolloutDetail(r: RolloutRecord, incident: IncidentRecord | null) {
   const machine = machineOf(r);
   const devices = Object.entries(machine?.slots ?? {})
-    .map(([device, s]) => ({ device, wave: s.wave + 1, status: s.status, why: s.why, detail: s.detail, releasedAt: s.releasedAt === null ? null : new Date(s.releasedAt).toISOString() }))
+    .map(([device, s]) => ({
+      device,
+      wave: s.wave + 1,
+      status: s.status,
+      why: s.why,
+      detail: s.detail,
+      releasedAt: s.releasedAt === null ? null : new Date(s.releasedAt).toISOString(),
+      doneAt: s.doneAt === null ? null : new Date(s.doneAt).toISOString(),
+    }))
     .sort((a, b) => a.wave - b.wave || (a.device < b.device ? -1 : 1));
   return {
     ...rolloutView(r),

@@ -1,0 +1,72 @@
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import type { StatusReport } from '../protocol/messages.ts';
+import { createStatusWriter } from './status-writer.ts';
+import { migrateToLatest } from './store/migrate.ts';
+import { openSqlite } from './store/sqlite.ts';
+import { createSqlStore, type Store } from './store/store.ts';
+
+const AT = '2025-06-01T12:00:00.000Z';
+
+async function storeWith(devices: { name: string; status: 'accepted' | 'revoked' }[]): Promise<Store> {
+  const db = openSqlite(':memory:');
+  await migrateToLatest(db as never);
+  const store = createSqlStore(db);
+  for (const d of devices) {
+    await store.insertDevice({ name: d.name, site: null, labels: {}, facts: {}, publicKey: 'k', status: d.status, enrolledAt: AT, lastSeen: null, appliedGeneration: 0 });
+  }
+  return store;
+}
+
+const report = (generation: number, seq: number): StatusReport => ({
+  generation,
+  reportedAt: AT,
+  components: [{ name: 'pos', deployment: 'pos', desiredVersion: '1', desiredRevision: 1, version: '1', state: 'healthy', reason: null, detail: null, since: AT }],
+  events: [{ seq, at: AT, type: 'committed', message: 'ok' }],
+});
+
+/** Counts the transactions the writer opens, by wrapping the real store. */
+function counting(store: Store): { store: Store; transactions: () => number } {
+  let n = 0;
+  return {
+    store: { ...store, transaction: (work) => { n++; return store.transaction(work); } },
+    transactions: () => n,
+  };
+}
+
+describe('status writer (group commit)', () => {
+  test('reports arriving together are written in few transactions, each acknowledged after its commit', async () => {
+    const names = Array.from({ length: 50 }, (_, i) => `dev-${i}`);
+    const real = await storeWith(names.map((name) => ({ name, status: 'accepted' })));
+    const { store, transactions } = counting(real);
+    const writer = createStatusWriter(store);
+    await Promise.all(names.map((name, i) => writer.submit(name, report(i + 1, 1), AT)));
+    assert.ok(transactions() <= 2, `50 concurrent reports took ${transactions()} transactions`);
+    for (const [i, name] of names.entries()) {
+      assert.equal((await real.getDevice(name))?.appliedGeneration, i + 1);
+      assert.equal((await real.listComponents(name)).length, 1);
+      assert.equal((await real.listEvents(name, 10)).length, 1);
+    }
+  });
+
+  test('a report from a device that is not accepted is refused alone; the rest of its batch is written', async () => {
+    const store = await storeWith([{ name: 'good', status: 'accepted' }, { name: 'gone', status: 'revoked' }]);
+    const writer = createStatusWriter(store);
+    const [good, gone, unknown] = await Promise.allSettled([writer.submit('good', report(3, 1), AT), writer.submit('gone', report(3, 1), AT), writer.submit('nobody', report(3, 1), AT)]);
+    assert.equal(good.status, 'fulfilled');
+    assert.equal(gone.status, 'rejected');
+    assert.match(String((gone as PromiseRejectedResult).reason), /not accepted/);
+    assert.equal(unknown.status, 'rejected');
+    assert.equal((await store.getDevice('good'))?.appliedGeneration, 3);
+    assert.deepEqual(await store.listComponents('gone'), []);
+  });
+
+  test('a batch whose transaction fails rejects every report in it and writes none of them', async () => {
+    const real = await storeWith([{ name: 'a', status: 'accepted' }, { name: 'b', status: 'accepted' }]);
+    const broken: Store = { ...real, transaction: (work) => real.transaction(async (tx) => work({ ...tx, recordEvents: async () => { throw new Error('disk full'); } })) };
+    const writer = createStatusWriter(broken);
+    const results = await Promise.allSettled([writer.submit('a', report(1, 1), AT), writer.submit('b', report(1, 1), AT)]);
+    assert.deepEqual(results.map((r) => r.status), ['rejected', 'rejected']);
+    assert.deepEqual(await real.listComponents(), []);
+  });
+});
