@@ -46,8 +46,10 @@ export function createDesiredService(deps: { signingKey: KeyObject; keyId: strin
     },
     async refresh(store, only) {
       const targets = await deps.rollouts.targets(store);
+      // A few devices are read one by one; a whole-fleet refresh reads the fleet once.
+      const listed = only && only.length < 200 ? await Promise.all([...new Set(only)].map((name) => store.getDevice(name))) : await store.listDevices();
       const wanted = only ? new Set(only) : null;
-      const devices = (await store.listDevices()).filter((d) => d.status === 'accepted' && (!wanted || wanted.has(d.name)));
+      const devices = listed.filter((d): d is NonNullable<typeof d> => d !== null && d.status === 'accepted' && (!wanted || wanted.has(d.name)));
       const issuedAt = new Date(deps.now()).toISOString();
       const changed: SignedDesiredState[] = [];
       for (const device of devices) {
