@@ -5,7 +5,9 @@ import { createAgent, type Agent } from '../agent/create-agent.ts';
 import type { RuntimeDriver } from '../agent/drivers/driver.ts';
 import { createProcessDriver } from '../agent/drivers/process/process-driver.ts';
 import type { DeploymentResource, DeviceView, DriftEntry, SiteResource } from '../protocol/resources.ts';
-import { startServer } from '../server/server.ts';
+import { startServer, type RunningServer } from '../server/server.ts';
+import { createSimFleet, type SimFleet } from '../sim/fleet.ts';
+import { badRelease } from '../sim/scenarios.ts';
 import { createApi, type Api } from './api-client.ts';
 import { writeConfig } from './config.ts';
 import { renderTable } from './output.ts';
@@ -28,7 +30,7 @@ function deployment(version: string): DeploymentResource {
     kind: 'Deployment',
     metadata: { name: 'pos' },
     spec: {
-      selector: { matchLabels: { tier: 'store' } },
+      selector: { matchLabels: { tier: 'store', demo: 'pos' } },
       template: { version, components: [posComponent(version)] },
       // A canary first, then everyone; one failure in a wave halts the rollout and rolls it back.
       strategy: { waves: [{ devices: 1 }, { percent: 100 }], maxFailurePercent: 0, onFailure: 'rollback' },
@@ -46,10 +48,61 @@ async function waitFor(api: Api, what: string, done: (devices: DeviceView[]) => 
   }
 }
 
-async function waitForRollout(api: Api, name: string, state: string, timeoutMs = 60_000): Promise<{ state: string; timeline: { at: string; message: string }[] }> {
+const SIM_DEVICES = 500;
+const SIM_SITES = 50;
+
+/** A kiosk app on simulated devices: version 2 crashes after start on every device. */
+function kiosk(version: string, sites: string[]): DeploymentResource {
+  return {
+    apiVersion: 'driftless/v1',
+    kind: 'Deployment',
+    metadata: { name: 'kiosk' },
+    spec: {
+      selector: { sites },
+      template: { version, components: [{ name: 'kiosk', image: `registry.example/kiosk:${version}`, health: { running: { seconds: 3 } } }] },
+      strategy: { waves: [{ percent: 2 }, { percent: 20 }, { percent: 100 }], maxFailurePercent: 5 },
+    },
+  };
+}
+
+/**
+ * Part 4: the same promise at fleet scale, on the simulator: 500 virtual devices (the real agent
+ * code on a scripted runtime) take a good release wave by wave, then a bad one stops itself.
+ */
+async function fleetDrill(api: Api, server: RunningServer, enrollToken: string): Promise<SimFleet> {
+  say(`\n4. The same at fleet scale: ${SIM_DEVICES} simulated devices across ${SIM_SITES} sites (the real agent`);
+  say('   code on a scripted runtime). Kiosk version 1 goes out wave by wave:');
+  const fleet = createSimFleet({
+    server: { app: server.app, url: server.url, enrollToken },
+    devices: SIM_DEVICES,
+    sites: SIM_SITES,
+    seed: 42,
+    pollSeconds: 2,
+    reconcileSeconds: 1,
+    behaviour: badRelease('2').behaviour,
+    timeScale: 0.2,
+  });
+  await fleet.start();
+  const sites = [...new Set(fleet.devices.map((d) => d.site))];
+  const first = await api.post<{ results: { revision?: number }[] }>('/v1/apply', { resources: [kiosk('1', sites)] });
+  let rollout = await waitForRollout(api, `kiosk-${first.results[0]?.revision}`, 'complete', 120_000);
+  for (const w of rollout.waves) say(`   wave ${w.index + 1}: ${w.devices} devices, ${w.updated} updated, ${w.failed} failed`);
+  const second = await api.post<{ results: { revision?: number }[] }>('/v1/apply', { resources: [kiosk('2', sites)] });
+  const bad = `kiosk-${second.results[0]?.revision}`;
+  say(`   Then kiosk version 2, which crashes after start everywhere (rollout ${bad}):`);
+  rollout = await waitForRollout(api, bad, 'rolled-back', 120_000);
+  for (const t of rollout.timeline.filter((e) => !/ failed: /.test(e.message))) say(`   ${t.at.slice(11, 19)}  ${t.message}`);
+  const ran = fleet.devices.filter((d) => fleet.everRan(d.name).has('2')).length;
+  say(`   ${ran} of ${SIM_DEVICES} devices ever ran version 2; every one of them is back on version 1.`);
+  return fleet;
+}
+
+type RolloutDetail = { state: string; timeline: { at: string; message: string }[]; waves: { index: number; devices: number; updated: number; failed: number }[] };
+
+async function waitForRollout(api: Api, name: string, state: string, timeoutMs = 60_000): Promise<RolloutDetail> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    const rollout = await api.get<{ state: string; timeline: { at: string; message: string }[] }>(`/v1/rollouts/${name}`);
+    const rollout = await api.get<RolloutDetail>(`/v1/rollouts/${name}`);
     if (rollout.state === state) return rollout;
     if (Date.now() > deadline) throw new Error(`demo: timed out waiting for rollout ${name} to be ${state} (it is ${rollout.state})`);
     await new Promise((r) => setTimeout(r, 500));
@@ -91,7 +144,7 @@ export async function demoCommand(flags: { data?: string; listen: string; once: 
       enrollToken: enroll,
       name,
       site,
-      labels: { tier: 'store' },
+      labels: { tier: 'store', demo: 'pos' },
       drivers: { process: driver },
       pollSeconds: 1,
       reconcileSeconds: 1,
@@ -125,6 +178,8 @@ export async function demoCommand(flags: { data?: string; listen: string; once: 
   say(`\n3. driftless drift says: ${drift.summary}`);
   for (const e of drift.entries) say(`   ${e.device} (${e.site}): ${e.reason}: ${e.detail}`);
 
+  const sim = await fleetDrill(api, server, enroll);
+
   say(`\nThe CLI is set up for this demo (${configFile}). Try, in another terminal:`);
   say('  bin/driftless get devices');
   say('  bin/driftless drift');
@@ -134,6 +189,7 @@ export async function demoCommand(flags: { data?: string; listen: string; once: 
   say(`  bin/driftless rollout incident ${badRollout}`);
   say(`  curl ${server.url}/v1/openapi.json`);
   const stop = async () => {
+    await sim.stop();
     for (const agent of agents) await agent.stop();
     // Agents leave workloads running when they stop; the demo's are cleaned up with it.
     for (const driver of drivers) {

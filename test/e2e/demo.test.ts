@@ -41,6 +41,11 @@ describe('driftless demo --once', { timeout: 240_000 }, () => {
       assert.match(result.stdout, new RegExp(`^\\s+${device} \\(store-\\S+\\): held-by-rollout: .+rolled-back`, 'm'), `drift explains ${device}:\n${output}`);
     }
     assert.match(result.stdout, /3 of 3 devices drifted: 3 held-by-rollout/, output);
+    // At fleet scale on the simulator: a good release completes wave by wave, a bad one stops at its first wave.
+    assert.match(result.stdout, /wave 3: 400 devices, 400 updated, 0 failed/, output);
+    assert.match(result.stdout, /threshold crossed: \d+ of 10 devices in wave 1 failed/, output);
+    const ran = /(\d+) of 500 devices ever ran version 2/.exec(result.stdout);
+    assert.ok(ran && Number(ran[1]) <= 10, `the bad kiosk release stayed within its first wave of 10:\n${output}`);
 
     // It wrote the CLI's config where it was told (never the developer's own), and left nothing running.
     const config = JSON.parse(readFileSync(fleet.env.DRIFTLESS_CONFIG!, 'utf8')) as { server?: string };
