@@ -48,7 +48,10 @@ export type SimFleetOptions = {
 
 export type SimFleet = {
   readonly devices: readonly SimDevice[];
-  /** Enrolls every device and starts its loop; resolves when all are running. */
+  /**
+   * Enrolls every device and starts its loop, spread over `spreadSeconds`; resolves when all are
+   * running. A device whose link is down keeps retrying its enrollment, so cut links after this.
+   */
   start(): Promise<void>;
   stop(): Promise<void>;
   /** An offline device's requests fail at once with EHOSTUNREACH (`unavailable` to the agent), as over a cut link. */
@@ -57,6 +60,7 @@ export type SimFleet = {
   setLinkDelay(name: string, ms: number): void;
   /** This share of the device's requests is lost (connection reset). */
   setLinkLoss(name: string, ratio: number): void;
+  link(name: string): Readonly<LinkState>;
   /** Replaces what the fake runtimes do from now on (a drill can fix a bad version, or break a good one). */
   setBehaviour(behaviour: SimBehaviour): void;
   /** Every version that ever ran on the device. */
@@ -64,7 +68,11 @@ export type SimFleet = {
   /** A device's fake runtime, to act on it by hand (stop or remove an instance). */
   driver(name: string, kind: RuntimeKind): FakeDriver;
   agent(name: string): Agent;
+  /** Requests the fleet's agents made, by route, and how many never got an answer (link faults, timeouts). */
+  stats(): SimStats;
 };
+
+export type SimStats = { enroll: number; session: number; desired: number; status: number; other: number; failed: number };
 
 export const defaultRegions = ['eu-west', 'eu-north', 'us-east', 'ap-south'] as const;
 export const defaultHardware = ['amd64/nuc', 'arm64/rpi4', 'arm64/jetson'] as const;
@@ -116,6 +124,8 @@ export function createSimFleet(opts: SimFleetOptions): SimFleet {
   const lossRandom = () => loss.next();
   let behaviour = opts.behaviour;
   const stopping = new AbortController();
+  const stats: SimStats = { enroll: 0, session: 0, desired: 0, status: 0, other: 0, failed: 0 };
+  let started = false;
 
   const nodes = new Map<string, SimNode>();
   for (const device of devices) nodes.set(device.name, createNode(device));
@@ -138,7 +148,7 @@ export function createSimFleet(opts: SimFleetOptions): SimFleet {
         return identity ? loadPrivateKey(identity.privateKey) : null;
       },
       now,
-      wrap: (transport) => withFacts(withLink(transport, link, lossRandom), device.facts),
+      wrap: (transport) => counted(withFacts(withLink(transport, link, lossRandom), device.facts), stats),
     });
     agent = createAgent({
       dataDir: `sim:${device.name}`,
@@ -169,6 +179,8 @@ export function createSimFleet(opts: SimFleetOptions): SimFleet {
     devices,
 
     async start() {
+      if (started) throw new Error('this simulated fleet was started already');
+      started = true;
       const offsets = devices.map(() => jitter.next() * spreadMs);
       const order = devices.map((_, i) => i).sort((a, b) => offsets[a]! - offsets[b]!);
       const began = performance.now();
@@ -206,6 +218,7 @@ export function createSimFleet(opts: SimFleetOptions): SimFleet {
     setLinkLoss(name, ratio) {
       node(name).link.lossRatio = Math.min(1, Math.max(0, ratio));
     },
+    link: (name) => ({ ...node(name).link }),
     setBehaviour(next) {
       behaviour = next;
     },
@@ -213,6 +226,7 @@ export function createSimFleet(opts: SimFleetOptions): SimFleet {
       const { drivers } = node(name);
       return new Set([...drivers.process.everRan(), ...drivers.container.everRan()]);
     },
+    stats: () => ({ ...stats }),
     driver: (name, kind) => node(name).drivers[kind],
     agent: (name) => node(name).agent,
   };
@@ -229,5 +243,19 @@ function withFacts(inner: Transport, facts: Facts): Transport {
     const body = JSON.parse(init.body) as { facts?: Facts };
     body.facts = { ...body.facts, ...facts };
     return inner(url, { ...init, body: JSON.stringify(body) });
+  };
+}
+
+function counted(inner: Transport, stats: SimStats): Transport {
+  return (url, init) => {
+    if (url.endsWith('/v1/device/desired-state')) stats.desired++;
+    else if (url.endsWith('/v1/device/status')) stats.status++;
+    else if (url.endsWith('/v1/device/session')) stats.session++;
+    else if (url.endsWith('/v1/enroll')) stats.enroll++;
+    else stats.other++;
+    return inner(url, init).catch((error: unknown) => {
+      stats.failed++;
+      throw error;
+    });
   };
 }

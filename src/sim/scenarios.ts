@@ -111,7 +111,10 @@ export function combine(...scenarios: readonly Scenario[]): Scenario {
   };
 }
 
-/** Puts a scenario's link faults on a running fleet; every other device gets a good link back. Returns the devices faulted. */
+/**
+ * Puts a scenario's link faults on a fleet; every other device gets a good link back. Returns the
+ * devices faulted. Apply it after `start()`: a device cut off before it enrolled waits to enroll.
+ */
 export function applyLinkFaults(fleet: SimFleet, scenario: Scenario): SimDevice[] {
   const faulted: SimDevice[] = [];
   for (const device of fleet.devices) {

@@ -112,17 +112,23 @@ describe('fake driver', () => {
     assert.deepEqual(driver.everRan(), new Set());
   });
 
-  test('a slow download is still under way while others run, and a fetched artifact is not fetched again', async () => {
+  test('a slow download waits its scaled time before anything runs, and a fetched artifact is not fetched again', async () => {
     let asked = 0;
-    const driver = createFakeDriver({ behaviour: () => (asked++, { downloadMs: 200 }), timeScale: 0.1 });
-    let done = false;
-    const pulling = driver.prepare!(spec('1')).then(() => (done = true));
+    const waits: { ms: number; release: () => void }[] = [];
+    const sleep = (ms: number) => new Promise<void>((release) => waits.push({ ms, release }));
+    const driver = createFakeDriver({ behaviour: () => (asked++, { downloadMs: 200 }), timeScale: 0.1, sleep });
+    const creating = driver.create(spec('1'));
     await new Promise((resolve) => setImmediate(resolve));
-    assert.equal(done, false, 'the download waits on a timer, not inline');
-    await pulling;
+    assert.deepEqual(waits.map((w) => w.ms), [20], 'waits 200 scenario ms, 20 real ones');
+    assert.deepEqual(await driver.list(), [], 'nothing runs while the download is under way');
+    waits[0]!.release();
+    await creating;
+    assert.equal((await driver.list())[0]?.running, true);
     const calls = asked;
+    await driver.remove('pos.pos');
     await driver.create(spec('1'));
-    assert.equal(asked, calls + 1, 'create consulted the behaviour only to start, not to download again');
+    assert.equal(waits.length, 1, 'the cached artifact is not fetched again');
+    assert.equal(asked, calls + 1, 'the behaviour was consulted only to start');
   });
 
   test('a failed start leaves the instance created and stopped, and reports start-failed', async () => {

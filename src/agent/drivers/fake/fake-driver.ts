@@ -33,6 +33,8 @@ export type FakeDriverOptions = {
    * order, so a drill written in real-world durations runs in a test's time.
    */
   timeScale?: number;
+  /** How a slow download waits (tests substitute one they control). */
+  sleep?: (ms: number) => Promise<void>;
 };
 
 export type FakeDriver = RuntimeDriver & {
@@ -70,44 +72,137 @@ type FakeRecord = {
 };
 
 export function createFakeDriver(opts: FakeDriverOptions): FakeDriver {
-  const kind = opts.kind ?? 'process';
-  const now = opts.now ?? Date.now;
-  const timeScale = opts.timeScale ?? 1;
-  const records = new Map<string, FakeRecord>();
+  return new FakeRuntime(opts.kind ?? 'process', opts.behaviour, opts.now ?? Date.now, opts.timeScale ?? 1, opts.sleep ?? ((ms) => sleepFor(ms)));
+}
+
+const isRunning = (r: FakeRecord, at: number) => r.startedAtMs !== null && r.stoppedExitCode === null && (r.crashAtMs === null || at < r.crashAtMs);
+
+function view(r: FakeRecord, at: number): Instance {
+  const running = isRunning(r, at);
+  const crashed = !running && r.stoppedExitCode === null && r.crashAtMs !== null && at >= r.crashAtMs;
+  return {
+    key: r.key,
+    specHash: r.specHash,
+    deployment: r.component.deployment,
+    component: r.component.name,
+    version: r.component.version,
+    running,
+    exitCode: running ? null : crashed ? CRASH_EXIT_CODE : r.stoppedExitCode,
+    startedAt: r.startedAt,
+    ports: r.ports,
+  };
+}
+
+/**
+ * A class rather than an object of closures, for one reason: the simulator keeps two of these per
+ * device, and methods on a prototype cost nothing per instance (about 1.5 KB less per driver).
+ */
+class FakeRuntime implements FakeDriver {
+  readonly kind: RuntimeKind;
+  readonly now: () => number;
+  readonly timeScale: number;
+  readonly #behaviour: FakeBehaviour;
+  readonly #sleep: (ms: number) => Promise<void>;
+  readonly #records = new Map<string, FakeRecord>();
   // Image cache: what was fetched once is not fetched again, as with a real engine.
-  const downloaded = new Set<string>();
-  const ran = new Set<string>();
+  readonly #downloaded = new Set<string>();
+  readonly #ran = new Set<string>();
 
-  const isRunning = (r: FakeRecord, at: number) => r.startedAtMs !== null && r.stoppedExitCode === null && (r.crashAtMs === null || at < r.crashAtMs);
-
-  function view(r: FakeRecord, at: number): Instance {
-    const running = isRunning(r, at);
-    const crashed = !running && r.stoppedExitCode === null && r.crashAtMs !== null && at >= r.crashAtMs;
-    return {
-      key: r.key,
-      specHash: r.specHash,
-      deployment: r.component.deployment,
-      component: r.component.name,
-      version: r.component.version,
-      running,
-      exitCode: running ? null : crashed ? CRASH_EXIT_CODE : r.stoppedExitCode,
-      startedAt: r.startedAt,
-      ports: r.ports,
-    };
+  constructor(kind: RuntimeKind, behaviour: FakeBehaviour, now: () => number, timeScale: number, sleep: (ms: number) => Promise<void>) {
+    this.kind = kind;
+    this.#behaviour = behaviour;
+    this.#sleep = sleep;
+    this.now = now;
+    this.timeScale = timeScale;
   }
 
-  async function download(component: DesiredComponent): Promise<void> {
+  async list(): Promise<Instance[]> {
+    return this.instances();
+  }
+
+  async prepare(spec: InstanceSpec): Promise<void> {
+    await this.#download(spec.component);
+  }
+
+  async create(spec: InstanceSpec): Promise<void> {
+    const existing = this.#records.get(spec.key);
+    if (existing && existing.specHash === spec.specHash && isRunning(existing, this.now())) return;
+    await this.#download(spec.component);
+    // A different spec, or one that is not running: replace it, never duplicate (as the container driver does).
+    const r: FakeRecord = {
+      key: spec.key,
+      specHash: spec.specHash,
+      component: spec.component,
+      ports: declaredPortsToThemselves(spec.component.ports),
+      startedAtMs: null,
+      startedAt: null,
+      crashAtMs: null,
+      stoppedExitCode: null,
+    };
+    this.#records.set(spec.key, r);
+    this.#run(r);
+  }
+
+  async start(key: string): Promise<void> {
+    const r = this.#records.get(key);
+    if (!r) throw new DriverError('start-failed', `no instance ${key} to start`);
+    if (isRunning(r, this.now())) return;
+    this.#run(r);
+  }
+
+  async remove(key: string): Promise<void> {
+    this.#records.delete(key);
+  }
+
+  async exec(key: string): Promise<{ exitCode: number; output: string }> {
+    const r = this.#records.get(key);
+    if (!r) throw new DriverError('start-failed', `no instance ${key} to exec in`);
+    return isRunning(r, this.now()) ? { exitCode: 0, output: '' } : { exitCode: 1, output: `${key} is not running` };
+  }
+
+  async close(): Promise<void> {}
+
+  instances(): Instance[] {
+    const at = this.now();
+    const out: Instance[] = [];
+    for (const r of this.#records.values()) out.push(view(r, at));
+    return out;
+  }
+
+  everRan(): Set<string> {
+    return new Set(this.#ran);
+  }
+
+  stopByHand(key: string): void {
+    const r = this.#records.get(key);
+    if (r && isRunning(r, this.now())) r.stoppedExitCode = STOPPED_BY_HAND;
+  }
+
+  removeByHand(key: string): void {
+    this.#records.delete(key);
+  }
+
+  nextExitAt(): number | null {
+    const at = this.now();
+    let next: number | null = null;
+    for (const r of this.#records.values()) {
+      if (r.crashAtMs !== null && isRunning(r, at) && (next === null || r.crashAtMs < next)) next = r.crashAtMs;
+    }
+    return next;
+  }
+
+  async #download(component: DesiredComponent): Promise<void> {
     const artifact = component.image ?? `${component.deployment}.${component.name}@${component.version}`;
-    if (downloaded.has(artifact)) return;
-    const outcome = opts.behaviour(component);
-    if (outcome.downloadMs) await sleepFor(outcome.downloadMs * timeScale);
+    if (this.#downloaded.has(artifact)) return;
+    const outcome = this.#behaviour(component);
+    if (outcome.downloadMs) await this.#sleep(outcome.downloadMs * this.timeScale);
     if (outcome.download === 'fail') throw new DriverError('download-failed', `fetching ${artifact} failed: not found (simulated)`);
-    downloaded.add(artifact);
+    this.#downloaded.add(artifact);
   }
 
   /** Starts a created instance as the behaviour says; a failed start leaves it created and stopped, as an engine does. */
-  function run(r: FakeRecord): void {
-    const outcome = opts.behaviour(r.component);
+  #run(r: FakeRecord): void {
+    const outcome = this.#behaviour(r.component);
     if (outcome.start === 'fail') {
       r.startedAtMs = null;
       r.startedAt = null;
@@ -115,93 +210,13 @@ export function createFakeDriver(opts: FakeDriverOptions): FakeDriver {
       r.stoppedExitCode = CRASH_EXIT_CODE;
       throw new DriverError('start-failed', `version ${r.component.version} did not start: exited with code ${CRASH_EXIT_CODE} (simulated)`);
     }
-    const at = now();
+    const at = this.now();
     r.startedAtMs = at;
     r.startedAt = new Date(at).toISOString();
-    r.crashAtMs = outcome.crashAfterMs === undefined ? null : at + outcome.crashAfterMs * timeScale;
+    r.crashAtMs = outcome.crashAfterMs === undefined ? null : at + outcome.crashAfterMs * this.timeScale;
     r.stoppedExitCode = null;
-    ran.add(r.component.version);
+    this.#ran.add(r.component.version);
   }
-
-  return {
-    kind,
-    timeScale,
-    now,
-
-    async list() {
-      const at = now();
-      const out: Instance[] = [];
-      for (const r of records.values()) out.push(view(r, at));
-      return out;
-    },
-
-    async prepare(spec: InstanceSpec) {
-      await download(spec.component);
-    },
-
-    async create(spec: InstanceSpec) {
-      const existing = records.get(spec.key);
-      if (existing && existing.specHash === spec.specHash && isRunning(existing, now())) return;
-      await download(spec.component);
-      // A different spec, or one that is not running: replace it, never duplicate (as the container driver does).
-      const r: FakeRecord = {
-        key: spec.key,
-        specHash: spec.specHash,
-        component: spec.component,
-        ports: declaredPortsToThemselves(spec.component.ports),
-        startedAtMs: null,
-        startedAt: null,
-        crashAtMs: null,
-        stoppedExitCode: null,
-      };
-      records.set(spec.key, r);
-      run(r);
-    },
-
-    async start(key) {
-      const r = records.get(key);
-      if (!r) throw new DriverError('start-failed', `no instance ${key} to start`);
-      if (isRunning(r, now())) return;
-      run(r);
-    },
-
-    async remove(key) {
-      records.delete(key);
-    },
-
-    async exec(key) {
-      const r = records.get(key);
-      if (!r) throw new DriverError('start-failed', `no instance ${key} to exec in`);
-      return isRunning(r, now()) ? { exitCode: 0, output: '' } : { exitCode: 1, output: `${key} is not running` };
-    },
-
-    async close() {},
-
-    instances() {
-      const at = now();
-      return [...records.values()].map((r) => view(r, at));
-    },
-
-    everRan: () => new Set(ran),
-
-    stopByHand(key) {
-      const r = records.get(key);
-      if (r && isRunning(r, now())) r.stoppedExitCode = STOPPED_BY_HAND;
-    },
-
-    removeByHand(key) {
-      records.delete(key);
-    },
-
-    nextExitAt() {
-      const at = now();
-      let next: number | null = null;
-      for (const r of records.values()) {
-        if (r.crashAtMs !== null && isRunning(r, at) && (next === null || r.crashAtMs < next)) next = r.crashAtMs;
-      }
-      return next;
-    },
-  };
 }
 
 /** A fake instance listens where it says: every declared container port is reachable at the same number. */
