@@ -8,6 +8,7 @@ import type { FastifyInstance, LightMyRequestResponse } from 'fastify';
 import fc from 'fast-check';
 import type { SignedDesiredState, StatusReport } from '../protocol/messages.ts';
 import { generateKeyPair, keyId, loadPrivateKey, loadPublicKey, sessionChallenge, signText, verifyValue, type KeyPairText } from '../protocol/signing.ts';
+import { assembleServer } from './assemble.ts';
 import { buildApp } from './app.ts';
 import { hashToken } from './auth/tokens.ts';
 import { createDesiredService } from './desired/desired-service.ts';
@@ -42,20 +43,7 @@ async function harness(): Promise<Harness> {
   await store.insertEnrollToken({ id: 'bootstrap', tokenHash: hashToken(ENROLL), description: 'bootstrap', createdAt: nowIso, expiresAt: null, revokedAt: null });
 
   const signing = generateKeyPair();
-  const rollouts = createRolloutEngine({ isOnline: () => true });
-  const desired = createDesiredService({ signingKey: loadPrivateKey(signing.privateKey), keyId: keyId(signing.publicKey), rollouts, now });
-  await desired.warm(store);
-  const app = await buildApp({
-    store,
-    desired,
-    rollouts,
-    presence: createPresence(store),
-    serverKey: { publicKey: signing.publicKey, keyId: keyId(signing.publicKey) },
-    sessionSecret: randomBytes(32),
-    now,
-    pollSeconds: 30,
-    offlineAfterMs: 90_000,
-  });
+  const { app, tickRollouts } = await assembleServer({ store, now, signing, sessionSecret: randomBytes(32), pollSeconds: 30, isOnline: () => true });
   await app.ready();
   return {
     app,
@@ -64,7 +52,7 @@ async function harness(): Promise<Harness> {
     serverKey: signing.publicKey,
     // What the server's timer does every 2 s: advance the rollouts and publish what changed.
     async tick() {
-      await desired.change(store, async (tx) => ({ result: undefined, devices: await rollouts.tick(tx, now()) }));
+      await tickRollouts();
     },
     async close() {
       await app.close();

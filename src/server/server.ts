@@ -2,12 +2,9 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
-import { generateKeyPair, keyId, loadPrivateKey } from '../protocol/signing.ts';
-import { buildApp } from './app.ts';
+import { generateKeyPair } from '../protocol/signing.ts';
+import { assembleServer } from './assemble.ts';
 import { hashToken, newSecretToken } from './auth/tokens.ts';
-import { createDesiredService } from './desired/desired-service.ts';
-import { createPresence } from './presence.ts';
-import { createRolloutEngine } from './rollout/rollout-engine.ts';
 import { migrateToLatest } from './store/migrate.ts';
 import { openSqlite } from './store/sqlite.ts';
 import { createSqlStore, type Store } from './store/store.ts';
@@ -51,38 +48,14 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   const sessionSecret = Buffer.from(await loadOrCreate(store, 'session-secret', () => randomBytes(32).toString('base64')), 'base64');
   const created = await ensureCredentials(store, options, new Date(now()).toISOString());
 
-  const pollSeconds = options.pollSeconds ?? 30;
-  const offlineAfterMs = Math.max(3 * pollSeconds * 1000, 15_000);
-  const presence = createPresence(store);
-  const rollouts = createRolloutEngine({ isOnline: (device) => presence.isOnline(device, now(), offlineAfterMs) });
-  const desired = createDesiredService({ signingKey: loadPrivateKey(privateKey), keyId: keyId(publicKey), rollouts, now });
-  await desired.warm(store);
-  const app = await buildApp({
+  const { app, presence, tickRollouts, stats } = await assembleServer({
     store,
-    desired,
-    rollouts,
-    presence,
-    serverKey: { publicKey, keyId: keyId(publicKey) },
-    sessionSecret,
     now,
-    pollSeconds,
-    offlineAfterMs,
-    logger: options.logger,
+    signing: { privateKey, publicKey },
+    sessionSecret,
+    pollSeconds: options.pollSeconds ?? 30,
+    ...(options.logger === undefined ? {} : { logger: options.logger }),
   });
-
-  // One tick at a time: a slow tick is not overlapped by the next.
-  let ticking: Promise<void> | null = null;
-  const stats = { rolloutTicks: 0, rolloutTickMs: 0 };
-  const tickRollouts = () => {
-    const started = performance.now();
-    return (ticking ??= desired
-      .change(store, async (tx) => ({ result: undefined, devices: await rollouts.tick(tx, now()) }))
-      .finally(() => {
-        ticking = null;
-        stats.rolloutTicks++;
-        stats.rolloutTickMs += performance.now() - started;
-      }));
-  };
   const background = [
     setInterval(() => void presence.flush().catch((e: unknown) => app.log.error(e)), 5_000),
     setInterval(() => void tickRollouts().catch((e: unknown) => app.log.error(e)), options.tickMs ?? 2_000),

@@ -3,7 +3,7 @@ import type { DeviceView, DriftEntry } from '../../protocol/resources.ts';
 import { analyseDevice, type HeldBack } from '../drift/drift.ts';
 import { machineOf } from '../rollout/rollout-engine.ts';
 import type { Presence } from '../presence.ts';
-import type { ComponentRecord, DesiredRecord, DeviceRecord, Store } from '../store/store.ts';
+import { groupBy, type ComponentRecord, type DesiredRecord, type DeviceRecord, type Store } from '../store/store.ts';
 
 export type FleetClock = { now: () => number; offlineAfterMs: number };
 
@@ -87,15 +87,4 @@ export async function rolloutHolds(store: Store): Promise<(device: string) => He
     const own = waitingForWindow.get(device) ?? [];
     return [...own, ...unfinished.filter((h) => !own.some((o) => o.deployment === h.deployment))];
   };
-}
-
-function groupBy<T>(items: readonly T[], key: (item: T) => string): Map<string, T[]> {
-  const out = new Map<string, T[]>();
-  for (const item of items) {
-    const k = key(item);
-    const list = out.get(k);
-    if (list) list.push(item);
-    else out.set(k, [item]);
-  }
-  return out;
 }

@@ -2,7 +2,7 @@ import type { ComponentStatus } from '../../protocol/messages.ts';
 import type { RolloutView, SiteSpec } from '../../protocol/resources.ts';
 import { selectorMatches } from '../../protocol/selectors.ts';
 import type { DeploymentTarget } from '../desired/compute.ts';
-import type { DeploymentRecord, DeviceRecord, IncidentRecord, RolloutRecord, Store } from '../store/store.ts';
+import { groupBy, type DeploymentRecord, type DeviceRecord, type IncidentRecord, type RolloutRecord, type Store } from '../store/store.ts';
 import { advance, command, initialState, waveViews, type Command, type DeviceObservation, type MachineState, type Phase } from './machine.ts';
 import { normalizeStrategy, windowOpen } from './waves.ts';
 
@@ -218,15 +218,4 @@ async function recordIncident(store: Store, rollout: RolloutRecord, state: Machi
     closedAt: resolved ? (existing?.closedAt ?? nowIso) : null,
   };
   if (!existing || JSON.stringify(existing) !== JSON.stringify(incident)) await store.putIncident(incident);
-}
-
-function groupBy<T>(items: readonly T[], key: (item: T) => string): Map<string, T[]> {
-  const out = new Map<string, T[]>();
-  for (const item of items) {
-    const k = key(item);
-    const list = out.get(k);
-    if (list) list.push(item);
-    else out.set(k, [item]);
-  }
-  return out;
 }

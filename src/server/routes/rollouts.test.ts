@@ -9,12 +9,9 @@ import { after, afterEach, before, beforeEach, describe, test } from 'node:test'
 import type { FastifyInstance, LightMyRequestResponse } from 'fastify';
 import type { ComponentStatus } from '../../protocol/messages.ts';
 import type { RolloutView, Strategy } from '../../protocol/resources.ts';
-import { generateKeyPair, keyId, loadPrivateKey } from '../../protocol/signing.ts';
-import { buildApp } from '../app.ts';
+import { generateKeyPair } from '../../protocol/signing.ts';
+import { assembleServer } from '../assemble.ts';
 import { hashToken } from '../auth/tokens.ts';
-import { createDesiredService } from '../desired/desired-service.ts';
-import { createPresence } from '../presence.ts';
-import { createRolloutEngine } from '../rollout/rollout-engine.ts';
 import { startServer, type RunningServer } from '../server.ts';
 import { migrateToLatest } from '../store/migrate.ts';
 import { openSqlite } from '../store/sqlite.ts';
@@ -43,19 +40,7 @@ async function harness(): Promise<Harness> {
   }
   for (const name of devices) await store.insertDevice(deviceRecord(name, nowIso));
   const signing = generateKeyPair();
-  const rollouts = createRolloutEngine({ isOnline: () => true });
-  const desired = createDesiredService({ signingKey: loadPrivateKey(signing.privateKey), keyId: keyId(signing.publicKey), rollouts, now });
-  const app = await buildApp({
-    store,
-    desired,
-    rollouts,
-    presence: createPresence(store),
-    serverKey: { publicKey: signing.publicKey, keyId: keyId(signing.publicKey) },
-    sessionSecret: randomBytes(32),
-    now,
-    pollSeconds: 30,
-    offlineAfterMs: 90_000,
-  });
+  const { app, tickRollouts } = await assembleServer({ store, now, signing, sessionSecret: randomBytes(32), pollSeconds: 30, isOnline: () => true });
   await app.ready();
   return {
     app,
@@ -63,7 +48,7 @@ async function harness(): Promise<Harness> {
     clock,
     async tick() {
       clock.ms += 2000;
-      await desired.change(store, async (tx) => ({ result: undefined, devices: await rollouts.tick(tx, now()) }));
+      await tickRollouts();
     },
     async close() {
       await app.close();

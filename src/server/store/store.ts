@@ -481,3 +481,15 @@ function incidentFromRow(row: Database['incidents']): IncidentRecord {
 function desiredFromRow(row: Database['device_desired']): DesiredRecord {
   return { device: row.device, generation: Number(row.generation), contentHash: row.content_hash, document: parse(row.document), issuedAt: row.issued_at };
 }
+
+/** Records grouped by a key (a device's components, a deployment's releases), in their listed order. */
+export function groupBy<T>(items: readonly T[], key: (item: T) => string): Map<string, T[]> {
+  const out = new Map<string, T[]>();
+  for (const item of items) {
+    const k = key(item);
+    const list = out.get(k);
+    if (list) list.push(item);
+    else out.set(k, [item]);
+  }
+  return out;
+}
