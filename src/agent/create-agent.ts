@@ -37,6 +37,8 @@ export type AgentDeps = {
   /** Seconds between reconcile passes that repair local drift. */
   reconcileSeconds?: number;
   client?: ServerClient;
+  /** What the device reports about itself; by default read from this host (a simulated device has its own). */
+  facts?: () => Facts;
   waitForHealth?: (check: HealthCheck | undefined, target: ProbeTarget, signal: AbortSignal) => Promise<ProbeResult>;
 };
 
@@ -57,6 +59,7 @@ export function createAgent(deps: AgentDeps): Agent {
   const now = deps.now ?? Date.now;
   const nowIso = () => new Date(now()).toISOString();
   const log = deps.log ?? (() => undefined);
+  const deviceFacts = deps.facts ?? hostFacts;
   const storage = deps.storage ?? createDirStorage(deps.dataDir);
   const ledger = createLedgerStore(storage);
   const outbox = createOutbox(storage);
@@ -114,7 +117,7 @@ export function createAgent(deps: AgentDeps): Agent {
           name: identity.name,
           ...(deps.site ? { site: deps.site } : {}),
           labels: deps.labels ?? {},
-          facts: facts(),
+          facts: deviceFacts(),
           publicKey: identity.publicKey,
         });
         identity = pinServerKey(storage, identity, answer.serverKey);
@@ -198,7 +201,7 @@ export function createAgent(deps: AgentDeps): Agent {
     const events = outbox.pending(500);
     const text = canonicalJson({ generation: trusted.state.generation, components });
     if (events.length === 0 && text === lastReport.text && now() - lastReport.atMs < HEARTBEAT_MS) return;
-    const body: StatusReport = { generation: trusted.state.generation, reportedAt: nowIso(), components, events, facts: facts() };
+    const body: StatusReport = { generation: trusted.state.generation, reportedAt: nowIso(), components, events, facts: deviceFacts() };
     const ack = await serverClient().postStatus(body);
     outbox.acknowledge(ack.ackedSeq);
     lastReport = { text, atMs: now() };
@@ -242,6 +245,6 @@ export function createAgent(deps: AgentDeps): Agent {
   };
 }
 
-function facts(): Facts {
+function hostFacts(): Facts {
   return { hostname: hostname(), os: platform(), arch: arch(), cpus: cpus().length, memoryMB: Math.round(totalmem() / 2 ** 20), agentVersion: AGENT_VERSION };
 }

@@ -148,7 +148,7 @@ export function createSimFleet(opts: SimFleetOptions): SimFleet {
         return identity ? loadPrivateKey(identity.privateKey) : null;
       },
       now,
-      wrap: (transport) => counted(withFacts(withLink(transport, link, lossRandom), device.facts), stats),
+      wrap: (transport) => counted(withLink(transport, link, lossRandom), stats),
     });
     agent = createAgent({
       dataDir: `sim:${device.name}`,
@@ -161,6 +161,8 @@ export function createSimFleet(opts: SimFleetOptions): SimFleet {
       drivers: { container: containers, process: processes },
       waitForHealth: fakeHealth([processes, containers]),
       client,
+      // A simulated device reports its own facts (its hardware above all), not the build box's.
+      facts: () => device.facts,
       now,
       pollSeconds,
       ...(opts.reconcileSeconds === undefined ? {} : { reconcileSeconds: opts.reconcileSeconds }),
@@ -229,20 +231,6 @@ export function createSimFleet(opts: SimFleetOptions): SimFleet {
     stats: () => ({ ...stats }),
     driver: (name, kind) => node(name).drivers[kind],
     agent: (name) => node(name).agent,
-  };
-}
-
-/**
- * The real agent reports the facts of the machine it runs on; a simulated device reports its own
- * (its hardware above all), so the server sees a fleet of NUCs and Pis, not ten thousand copies
- * of the build box. Only enrollment and status carry facts.
- */
-function withFacts(inner: Transport, facts: Facts): Transport {
-  return (url, init) => {
-    if (typeof init.body !== 'string' || !(url.endsWith('/v1/enroll') || url.endsWith('/v1/device/status'))) return inner(url, init);
-    const body = JSON.parse(init.body) as { facts?: Facts };
-    body.facts = { ...body.facts, ...facts };
-    return inner(url, { ...init, body: JSON.stringify(body) });
   };
 }
 
