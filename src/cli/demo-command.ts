@@ -160,8 +160,10 @@ export async function demoCommand(flags: { data?: string; listen: string; once: 
     metadata: { name: `store-${city}`, labels: { region: i === 2 ? 'nordics' : 'eu-south' } },
     spec: { timeZone: ['Europe/Berlin', 'Europe/Lisbon', 'Europe/Oslo'][i]! },
   }));
-  await api.post('/v1/apply', { resources: [...sites, deployment('2')] });
+  const good = await api.post<{ results: { kind: string; revision?: number }[] }>('/v1/apply', { resources: [...sites, deployment('2')] });
   say('\n1. Applied Deployment "pos" version 2 to every device labelled tier=store.');
+  // Complete means version 2 is now the stable revision: what a later rollback returns to.
+  await waitForRollout(api, `pos-${good.results.find((r) => r.kind === 'Deployment')?.revision}`, 'complete');
   let devices = await waitFor(api, 'version 2 to be healthy everywhere', (ds) => ds.every((d) => d.components.some((c) => c.version === '2' && c.state === 'healthy')));
   process.stdout.write(deviceTable(devices));
 
