@@ -277,6 +277,35 @@ describe('rollout engine on SQLite', () => {
     assert.deepEqual(new Set(Object.values(await desiredRevisions(world))), new Set([1]));
   });
 
+  test("a Deployment's first revision superseded mid-rollout: devices keep what they run, and a rollback returns them to it, not to nothing", async () => {
+    for (const name of fleet) await world.store.insertDevice(deviceRecord(name));
+    await apply(world, deploymentResource('1', CANARY));
+    const [canary1] = (await world.store.listReleases('web')).map((r) => r.device) as [string];
+    await report(world, canary1, 1, '1');
+    await tick(world);
+    const onRevision1 = (await world.store.listReleases('web')).map((r) => r.device);
+    assert.equal(onRevision1.length, 4, 'the canary and the 50% wave run revision 1; there is no stable revision yet');
+    for (const name of onRevision1) await report(world, name, 1, '1');
+
+    world.now += 10 * SECOND;
+    await apply(world, deploymentResource('2', CANARY));
+    assert.equal((await world.store.getRollout('web-2'))?.fromRevision, null);
+    const desired = await desiredRevisions(world);
+    for (const name of onRevision1) assert.ok(desired[name] === 1 || desired[name] === 2, `${name} keeps revision 1 (or got 2): ${desired[name]}`);
+
+    // Revision 2's canary fails: the rollout rolls back, and every device is back where it was.
+    const canary2 = (await world.store.listReleases('web')).find((r) => r.revision === 2)!.device;
+    await report(world, canary2, 2, '2', 'failed', 'crashed');
+    await tick(world);
+    assert.equal((await world.store.getRollout('web-2'))?.state, 'halted');
+    const after = await desiredRevisions(world);
+    for (const name of fleet) assert.equal(after[name], onRevision1.includes(name) ? 1 : null, `${name} is back on what it ran before revision 2`);
+    if (onRevision1.includes(canary2)) await report(world, canary2, 1, '1');
+    else await world.store.recordStatus(canary2, 1, iso(world.now), iso(world.now), []);
+    await tick(world);
+    assert.equal((await world.store.getRollout('web-2'))?.state, 'rolled-back');
+  });
+
   test('an engine restart mid-rollout continues where it was: nothing released twice, nothing skipped', async () => {
     await stableOnRevision1(world);
     await apply(world, deploymentResource('2', CANARY));

@@ -54,6 +54,7 @@ export function createRolloutEngine(deps: EngineDeps): RolloutEngine {
       (c) => c.device,
     );
     const template = await store.getRevision(deployment.name, rollout.revision);
+    const releases = new Map((await store.listReleases(deployment.name)).map((r) => [r.device, r.revision]));
     const componentCount = template?.template.components.length ?? 1;
     // Each site's window is judged once per tick, not once per device.
     const openBySite = new Map<string | null, boolean>();
@@ -72,7 +73,8 @@ export function createRolloutEngine(deps: EngineDeps): RolloutEngine {
         hardware: d.labels.hardware ?? (typeof d.facts.hardware === 'string' ? d.facts.hardware : null) ?? (typeof d.facts.arch === 'string' ? d.facts.arch : null),
         online: deps.isOnline(d),
         onNew: verdictOn(reports.get(d.name) ?? [], rollout.revision, componentCount),
-        healthyOnPrevious: healthyOn(reports.get(d.name) ?? [], rollout.fromRevision),
+        // After a revert the device's release says where it went back to; without one, the stable revision.
+        healthyOnPrevious: healthyOn(reports.get(d.name) ?? [], releases.get(d.name) ?? rollout.fromRevision),
         windowOpen: siteWindowOpen(d.site, spec),
       };
     });
@@ -83,10 +85,20 @@ export function createRolloutEngine(deps: EngineDeps): RolloutEngine {
     const nowIso = new Date(nowMs).toISOString();
     const strategy = normalizeStrategy(deployment.spec.strategy);
     const touched = [...actions.release, ...actions.revert];
+    const held = new Map((await store.listReleases(deployment.name)).map((r) => [r.device, r]));
     if (actions.release.length > 0) {
-      await store.putReleases(actions.release.map((device) => ({ deployment: deployment.name, device, revision: rollout.revision, rollout: rollout.name, releasedAt: nowIso })));
+      const releases = actions.release.map((device) => ({ deployment: deployment.name, device, revision: rollout.revision, rollout: rollout.name, releasedAt: nowIso, previousRevision: held.get(device)?.revision ?? null }));
+      await store.putReleases(releases);
     }
-    if (actions.revert.length > 0) await store.deleteReleases(deployment.name, actions.revert);
+    if (actions.revert.length > 0) {
+      // Back to what each device ran before this rollout reached it: an earlier rollout's revision, or the stable one.
+      const back = actions.revert.flatMap((device) => {
+        const previous = held.get(device)?.previousRevision;
+        return previous ? [{ deployment: deployment.name, device, revision: previous, rollout: rollout.name, releasedAt: nowIso, previousRevision: null }] : [];
+      });
+      await store.putReleases(back);
+      await store.deleteReleases(deployment.name, actions.revert.filter((device) => !back.some((b) => b.device === device)));
+    }
     if (actions.complete) {
       touched.push(...(await store.listReleases(deployment.name)).map((r) => r.device));
       await store.putDeployment({ ...deployment, targetRevision: rollout.revision, updatedAt: nowIso });
@@ -121,8 +133,9 @@ export function createRolloutEngine(deps: EngineDeps): RolloutEngine {
         await store.putRollout({ ...earlier, state: 'superseded', reason: superseded.reason, machine: superseded, updatedAt: nowIso });
       }
       // Devices an unfinished rollout reached go back to the stable revision: no device is left on a
-      // revision no rollout watches any more (the new rollout reaches them in its own waves).
-      const stale = (await store.listReleases(deployment.name)).map((r) => r.device);
+      // revision no rollout watches any more (the new rollout reaches them in its own waves). With no
+      // stable revision yet (a Deployment's first), they keep what they run rather than lose it.
+      const stale = deployment.targetRevision > 0 ? (await store.listReleases(deployment.name)).map((r) => r.device) : [];
       if (stale.length > 0) await store.deleteReleases(deployment.name);
       const fromRevision = deployment.targetRevision > 0 ? deployment.targetRevision : null;
       const machine = initialState(nowMs, revision, fromRevision, rolloutName(deployment.name, revision));

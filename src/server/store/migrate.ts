@@ -1,11 +1,13 @@
 import { Migrator, type Kysely, type Migration } from 'kysely';
 import * as initial from './migrations/001-initial.ts';
 import * as rollouts from './migrations/002-rollouts.ts';
+import * as releasePrevious from './migrations/003-release-previous.ts';
 
 /** Migrations are listed here explicitly, in order, so a bundle or single executable carries them. */
 const migrations: Record<string, Migration> = {
   '001-initial': initial,
   '002-rollouts': rollouts,
+  '003-release-previous': releasePrevious,
 };
 
 export async function migrateToLatest(db: Kysely<unknown>): Promise<void> {

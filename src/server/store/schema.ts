@@ -63,7 +63,7 @@ export type Database = {
     from_revision: number | null;
     machine: string | null;
   };
-  device_releases: { deployment: string; device: string; revision: number; rollout: string; released_at: string };
+  device_releases: { deployment: string; device: string; revision: number; rollout: string; released_at: string; previous_revision: number | null };
   incidents: {
     id: string;
     rollout: string;

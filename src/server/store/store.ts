@@ -46,7 +46,15 @@ export type RolloutRecord = {
 export type DesiredRecord = { device: string; generation: number; contentHash: string; document: SignedDesiredState; issuedAt: string };
 export type ComponentRecord = ComponentStatus & { device: string; reportedAt: string };
 export type EventRecord = DeviceEvent & { device: string; receivedAt: string };
-export type ReleaseRecord = { deployment: string; device: string; revision: number; rollout: string; releasedAt: string };
+export type ReleaseRecord = {
+  deployment: string;
+  device: string;
+  revision: number;
+  rollout: string;
+  releasedAt: string;
+  /** The revision a rollout had released to the device before this one (none: the stable revision). */
+  previousRevision?: number | null;
+};
 export type IncidentRecord = {
   id: string;
   rollout: string;
@@ -287,16 +295,18 @@ function storeOn(root: Kysely<Database>, db: Db): Store {
       let query = db.selectFrom('device_releases').selectAll();
       if (deployment) query = query.where('deployment', '=', deployment);
       const rows = await query.orderBy('deployment').orderBy('device').execute();
-      return rows.map((r) => ({ deployment: r.deployment, device: r.device, revision: Number(r.revision), rollout: r.rollout, releasedAt: r.released_at }));
+      return rows.map((r) => ({ deployment: r.deployment, device: r.device, revision: Number(r.revision), rollout: r.rollout, releasedAt: r.released_at, previousRevision: r.previous_revision === null ? null : Number(r.previous_revision) }));
     },
     async putReleases(releases) {
       // In chunks: SQLite limits the number of bound parameters in one statement.
       for (let i = 0; i < releases.length; i += 500) {
-        const values = releases.slice(i, i + 500).map((r) => ({ deployment: r.deployment, device: r.device, revision: r.revision, rollout: r.rollout, released_at: r.releasedAt }));
+        const values = releases.slice(i, i + 500).map((r) => ({ deployment: r.deployment, device: r.device, revision: r.revision, rollout: r.rollout, released_at: r.releasedAt, previous_revision: r.previousRevision ?? null }));
         await db
           .insertInto('device_releases')
           .values(values)
-          .onConflict((oc) => oc.columns(['deployment', 'device']).doUpdateSet((eb) => ({ revision: eb.ref('excluded.revision'), rollout: eb.ref('excluded.rollout'), released_at: eb.ref('excluded.released_at') })))
+          .onConflict((oc) =>
+            oc.columns(['deployment', 'device']).doUpdateSet((eb) => ({ revision: eb.ref('excluded.revision'), rollout: eb.ref('excluded.rollout'), released_at: eb.ref('excluded.released_at'), previous_revision: eb.ref('excluded.previous_revision') })),
+          )
           .execute();
       }
     },
