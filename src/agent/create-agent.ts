@@ -177,19 +177,24 @@ export function createAgent(deps: AgentDeps): Agent {
     return { instances, unavailable };
   }
 
-  async function reconcile(signal: AbortSignal): Promise<void> {
+  type Observation = Awaited<ReturnType<typeof observe>>;
+
+  /** Plans and applies until the plan is empty; returns what it saw then (null if it had to stop first). */
+  async function reconcile(signal: AbortSignal): Promise<Observation | null> {
     const desired: DesiredComponent[] | null = trusted?.state.components ?? null;
     for (let round = 0; round < MAX_STEPS_PER_PASS; round++) {
-      const { instances, unavailable } = await observe();
-      const steps = plan({ desired, instances, ledger: ledger.get(), unavailable, nowMs: now() });
-      if (steps.length === 0) return;
+      const seen = await observe();
+      const steps = plan({ desired, instances: seen.instances, ledger: ledger.get(), unavailable: seen.unavailable, nowMs: now() });
+      if (steps.length === 0) return seen;
       await applySteps(executors, steps, signal);
     }
+    return null;
   }
 
-  async function report(): Promise<void> {
+  /** Reports component states, from the converged observation when there is one (no second look at the runtime). */
+  async function report(converged: Observation | null): Promise<void> {
     if (!keys || !trusted) return;
-    const { instances, unavailable } = await observe();
+    const { instances, unavailable } = converged ?? (await observe());
     const stamp = (key: string, state: string) => {
       const previous = since.get(key);
       if (previous?.state === state) return previous.at;
@@ -212,12 +217,13 @@ export function createAgent(deps: AgentDeps): Agent {
       await pull().catch((error: unknown) => log(`desired state not fetched: ${(error as Error).message}`));
     }
     let failure: unknown = null;
+    let converged: Observation | null = null;
     try {
-      await reconcile(signal);
+      converged = await reconcile(signal);
     } catch (error) {
       failure = error;
     }
-    await report().catch((error: unknown) => log(`status not reported: ${(error as Error).message}`));
+    await report(converged).catch((error: unknown) => log(`status not reported: ${(error as Error).message}`));
     if (failure) throw failure;
   }
 

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { DeviceView, DriftEntry } from '../../src/protocol/resources.ts';
-import { assertDeviceShape, assertDriftShape, componentOf, createFleet, uniqueTag, type Fleet } from '../support/fleet.ts';
+import { assertDeviceShape, assertDriftShape, componentOf, createFleet, everyDevice, type Fleet, uniqueTag } from '../support/fleet.ts';
 import { agentContainers, assertPodmanReady, hostPortOf, TEST_IMAGE_PORT, TEST_IMAGES } from '../support/podman.ts';
 import { waitFor } from '../support/wait.ts';
 
@@ -74,16 +74,10 @@ describe('container rollout across three agent processes', { timeout: 240_000 },
     await fleet?.cleanup();
   });
 
-  const allAt = (version: string) => (ds: DeviceView[]) =>
-    names.every((n) => {
-      const c = componentOf(ds.find((d) => d.name === n), 'web');
-      return c?.state === 'healthy' && c.version === version && c.desiredVersion === version;
-    });
+  const allAt = (version: string) => everyDevice(names, 'web', (c) => c.state === 'healthy' && c.version === version && c.desiredVersion === version);
 
   it('rolls out version 1 to every device: reported healthy, really running and serving', async () => {
-    const file = fleet.writeFile('web-1.yaml', manifest('1', TEST_IMAGES.v1));
-    const applied = await fleet.cli(['apply', '-f', file]);
-    assert.equal(applied.code, 0, applied.stderr);
+    const applied = await fleet.apply('web-1.yaml', manifest('1', TEST_IMAGES.v1));
     assert.match(applied.stdout, new RegExp(`deployment/${DEPLOYMENT} created`));
 
     await fleet.waitForDevices('all three devices healthy on version 1', allAt('1'));
@@ -112,8 +106,7 @@ describe('container rollout across three agent processes', { timeout: 240_000 },
   });
 
   it('updates every device to version 2', async () => {
-    const applied = await fleet.cli(['apply', '-f', fleet.writeFile('web-2.yaml', manifest('2', TEST_IMAGES.v2))]);
-    assert.equal(applied.code, 0, applied.stderr);
+    const applied = await fleet.apply('web-2.yaml', manifest('2', TEST_IMAGES.v2));
     assert.match(applied.stdout, /configured \(revision 2\)/);
 
     await fleet.waitForDevices('all three devices healthy on version 2', allAt('2'));
@@ -123,15 +116,9 @@ describe('container rollout across three agent processes', { timeout: 240_000 },
   });
 
   it('a bad release is reverted by each device on its own; version 2 keeps serving', async () => {
-    const applied = await fleet.cli(['apply', '-f', fleet.writeFile('web-bad.yaml', manifest('bad', TEST_IMAGES.bad))]);
-    assert.equal(applied.code, 0, applied.stderr);
+    await fleet.apply('web-bad.yaml', manifest('bad', TEST_IMAGES.bad));
 
-    await fleet.waitForDevices('all three devices to revert the bad release', (ds) =>
-      names.every((n) => {
-        const c = componentOf(ds.find((d) => d.name === n), 'web');
-        return c?.state === 'reverted' && c.desiredVersion === 'bad' && c.version === '2';
-      }),
-    );
+    await fleet.waitForDevices('all three devices to revert the bad release', everyDevice(names, 'web', (c) => c.state === 'reverted' && c.desiredVersion === 'bad' && c.version === '2'));
 
     const devices = (await fleet.cliJson<DeviceView[]>(['get', 'devices', '-o', 'json'])).filter((d) => names.includes(d.name));
     assert.equal(devices.length, 3);

@@ -69,8 +69,7 @@ describe('crash recovery', { timeout: 240_000 }, () => {
     await fleet.startServer();
     agent = startAgent();
     await fleet.waitForDevices('the agent to enrol', (ds) => ds.some((d) => d.name === device && d.online));
-    const applied = await fleet.cli(['apply', '-f', fleet.writeFile('web-1.yaml', manifest('1', TEST_IMAGES.v1))]);
-    assert.equal(applied.code, 0, applied.stderr);
+    await fleet.apply('web-1.yaml', manifest('1', TEST_IMAGES.v1));
     await fleet.waitForDevices('version 1 healthy', healthyAt('1'));
   });
 
@@ -80,8 +79,7 @@ describe('crash recovery', { timeout: 240_000 }, () => {
 
   it('an agent killed with SIGKILL in the middle of an update finishes it after a restart, with no orphan container', async () => {
     const from = agent.child.stderr().length;
-    const applied = await fleet.cli(['apply', '-f', fleet.writeFile('web-2.yaml', manifest('2', TEST_IMAGES.v2))]);
-    assert.equal(applied.code, 0, applied.stderr);
+    await fleet.apply('web-2.yaml', manifest('2', TEST_IMAGES.v2));
 
     // First crash: right as the update begins (the attempt is recorded, the old container is about to go).
     await agent.child.waitForStderr(/applying version 2/, { from });

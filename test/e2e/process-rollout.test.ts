@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { DeviceView, DriftEntry } from '../../src/protocol/resources.ts';
 import { workloadPids } from '../support/child.ts';
-import { assertBusybox, assertDeviceShape, assertDriftShape, componentOf, createFleet, uniqueTag, type Fleet } from '../support/fleet.ts';
+import { assertBusybox, assertDeviceShape, assertDriftShape, componentOf, createFleet, everyDevice, type Fleet, uniqueTag } from '../support/fleet.ts';
 import { createLan, type Lan } from '../support/netns.ts';
 import { waitFor } from '../support/wait.ts';
 
@@ -85,15 +85,10 @@ spec:
     await lan?.cleanup();
   });
 
-  const allAt = (version: string) => (ds: DeviceView[]) =>
-    names.every((n) => {
-      const c = componentOf(ds.find((d) => d.name === n), 'httpd');
-      return c?.state === 'healthy' && c.version === version && c.desiredVersion === version;
-    });
+  const allAt = (version: string) => everyDevice(names, 'httpd', (c) => c.state === 'healthy' && c.version === version && c.desiredVersion === version);
 
   it('rolls out version 1: every device healthy and serving it on its own host', async () => {
-    const applied = await fleet.cli(['apply', '-f', fleet.writeFile('httpd-1.yaml', manifest('1'))]);
-    assert.equal(applied.code, 0, applied.stderr);
+    await fleet.apply('httpd-1.yaml', manifest('1'));
     await fleet.waitForDevices('all three devices healthy on version 1', allAt('1'));
     for (const device of (await fleet.cliJson<unknown[]>(['get', 'devices', '-o', 'json'])).filter((d) => names.includes((d as DeviceView).name))) {
       assertDeviceShape(device);
@@ -105,22 +100,15 @@ spec:
   });
 
   it('updates every device to version 2', async () => {
-    const applied = await fleet.cli(['apply', '-f', fleet.writeFile('httpd-2.yaml', manifest('2'))]);
-    assert.equal(applied.code, 0, applied.stderr);
+    await fleet.apply('httpd-2.yaml', manifest('2'));
     await fleet.waitForDevices('all three devices healthy on version 2', allAt('2'));
     await waitFor('each host to serve version 2', servingAll, (s) => names.every((n) => s[n] === '2'));
     for (const name of names) assert.equal(workloadsOf(name), 1, `${name} runs one httpd, the old one is gone`);
   });
 
   it('a bad release is reverted on each device by itself; version 2 keeps serving', async () => {
-    const applied = await fleet.cli(['apply', '-f', fleet.writeFile('httpd-bad.yaml', manifest('bad'))]);
-    assert.equal(applied.code, 0, applied.stderr);
-    await fleet.waitForDevices('all three devices to revert the bad release', (ds) =>
-      names.every((n) => {
-        const c = componentOf(ds.find((d) => d.name === n), 'httpd');
-        return c?.state === 'reverted' && c.desiredVersion === 'bad' && c.version === '2';
-      }),
-    );
+    await fleet.apply('httpd-bad.yaml', manifest('bad'));
+    await fleet.waitForDevices('all three devices to revert the bad release', everyDevice(names, 'httpd', (c) => c.state === 'reverted' && c.desiredVersion === 'bad' && c.version === '2'));
 
     const devices = (await fleet.cliJson<DeviceView[]>(['get', 'devices', '-o', 'json'])).filter((d) => names.includes(d.name));
     assert.equal(devices.length, 3);

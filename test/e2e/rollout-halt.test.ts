@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { request } from 'node:http';
 import { after, before, describe, it } from 'node:test';
 import type { DeviceView, DriftEntry } from '../../src/protocol/resources.ts';
-import { componentOf, createFleet, uniqueTag, type AgentHandle, type Fleet } from '../support/fleet.ts';
+import { type AgentHandle, componentOf, createFleet, everyDevice, type Fleet, uniqueTag } from '../support/fleet.ts';
 import { AGENT_LABEL, agentContainers, assertPodmanReady, hostPortOf, podmanSocketPath, TEST_IMAGE_PORT, TEST_IMAGES } from '../support/podman.ts';
 import { waitFor } from '../support/wait.ts';
 
@@ -157,14 +157,8 @@ describe('a bad release halts after its canary and is rolled back (real agents, 
   let before1: Record<string, Awaited<ReturnType<typeof serving>>> = {};
 
   it('version 1 reaches every device, canary first, and runs healthy', async () => {
-    const applied = await fleet.cli(['apply', '-f', fleet.writeFile('v1.yaml', manifest('1', TEST_IMAGES.v1))]);
-    assert.equal(applied.code, 0, applied.stderr);
-    await fleet.waitForDevices('all four healthy on version 1', (ds) =>
-      names.every((n) => {
-        const c = componentOf(ds.find((d) => d.name === n), 'web');
-        return c?.state === 'healthy' && c.version === '1' && c.desiredVersion === '1';
-      }),
-    );
+    await fleet.apply('v1.yaml', manifest('1', TEST_IMAGES.v1));
+    await fleet.waitForDevices('all four healthy on version 1', everyDevice(names, 'web', (c) => c.state === 'healthy' && c.version === '1' && c.desiredVersion === '1'));
     const first = await waitFor('rollout 1 to complete', () => rollout(1), (r) => r.state === 'complete', { context: () => fleet.diagnostics() });
     assert.deepEqual(first.waves.map((w) => [w.devices, w.updated, w.state]), [[1, 1, 'complete'], [3, 3, 'complete']]);
     before1 = Object.fromEntries(await Promise.all(names.map(async (n) => [n, await serving(n)] as const)));
@@ -189,8 +183,7 @@ describe('a bad release halts after its canary and is rolled back (real agents, 
     })();
 
     try {
-      const applied = await fleet.cli(['apply', '-f', fleet.writeFile('bad.yaml', manifest('bad', BAD_IMAGE))]);
-      assert.equal(applied.code, 0, applied.stderr);
+      const applied = await fleet.apply('bad.yaml', manifest('bad', BAD_IMAGE));
       assert.match(applied.stdout, /configured \(revision 2\)/);
 
       const done = await waitFor('the bad rollout to end rolled-back', () => rollout(2), (r) => r.state === 'rolled-back', {

@@ -81,6 +81,8 @@ export type Fleet = {
   cliJson<T>(args: readonly string[]): Promise<T>;
   /** Writes a file into the fleet's directory and returns its path. */
   writeFile(name: string, text: string): string;
+  /** Writes a manifest and applies it with the CLI; fails the test unless it succeeds. */
+  apply(file: string, manifest: string): Promise<CliResult>;
   /** The public HTTP API with the admin token (or `token: null` for none). */
   api(path: string, init?: { method?: string; body?: string; headers?: Record<string, string>; token?: string | null }): Promise<{ status: number; body: unknown; text: string }>;
   devices(): Promise<DeviceView[]>;
@@ -192,6 +194,11 @@ export function createFleet(prefix: string, opts: { adminToken?: string; enrollT
       }
     },
 
+    async apply(file, manifest) {
+      const result = await fleet.cli(['apply', '-f', fleet.writeFile(file, manifest)]);
+      assert.equal(result.code, 0, `apply ${file} failed: ${result.stderr}`);
+      return result;
+    },
     writeFile(name, text) {
       const path = join(dir, name);
       mkdirSync(dirname(path), { recursive: true });
@@ -294,4 +301,13 @@ export function assertDriftShape(entry: unknown): asserts entry is DriftEntry {
 /** The one component of a device with this name, if reported. */
 export function componentOf(device: DeviceView | undefined, name: string): DeviceView['components'][number] | undefined {
   return device?.components.find((c) => c.name === name);
+}
+
+/** A device-list condition: every named device reports `component`, and it passes `check`. */
+export function everyDevice(names: readonly string[], component: string, check: (c: DeviceView['components'][number]) => boolean): (devices: DeviceView[]) => boolean {
+  return (devices) =>
+    names.every((n) => {
+      const c = componentOf(devices.find((d) => d.name === n), component);
+      return c !== undefined && check(c);
+    });
 }

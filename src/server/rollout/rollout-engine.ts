@@ -2,7 +2,7 @@ import type { ComponentStatus } from '../../protocol/messages.ts';
 import type { RolloutView, SiteSpec } from '../../protocol/resources.ts';
 import { selectorMatches } from '../../protocol/selectors.ts';
 import type { DeploymentTarget } from '../desired/compute.ts';
-import { groupBy, type DeploymentRecord, type DeviceRecord, type IncidentRecord, type RolloutRecord, type Store } from '../store/store.ts';
+import { groupBy, type DeploymentRecord, type DeviceRecord, type IncidentRecord, type ReleaseRecord, type RolloutRecord, type Store } from '../store/store.ts';
 import { advance, command, initialState, waveViews, type Command, type DeviceObservation, type MachineState, type Phase } from './machine.ts';
 import { normalizeStrategy, windowOpen } from './waves.ts';
 
@@ -85,7 +85,8 @@ export function createRolloutEngine(deps: EngineDeps): RolloutEngine {
     const nowIso = new Date(nowMs).toISOString();
     const strategy = normalizeStrategy(deployment.spec.strategy);
     const touched = [...actions.release, ...actions.revert];
-    const held = new Map((await store.listReleases(deployment.name)).map((r) => [r.device, r]));
+    // Read only when something is released or reverted: most ticks change nothing.
+    const held = touched.length > 0 ? new Map((await store.listReleases(deployment.name)).map((r) => [r.device, r])) : new Map<string, ReleaseRecord>();
     if (actions.release.length > 0) {
       const releases = actions.release.map((device) => ({ deployment: deployment.name, device, revision: rollout.revision, rollout: rollout.name, releasedAt: nowIso, previousRevision: held.get(device)?.revision ?? null }));
       await store.putReleases(releases);
