@@ -30,7 +30,7 @@ type Harness = { app: FastifyInstance; store: Store; clock: { ms: number }; serv
 /** The app as server.ts builds it, on an in-memory SQLite store, with a clock the test moves. */
 async function harness(): Promise<Harness> {
   const db = openSqlite(':memory:');
-  await migrateToLatest(db as never);
+  await migrateToLatest(db);
   const store = createSqlStore(db);
   const clock = { ms: START };
   const now = () => clock.ms;
@@ -606,7 +606,7 @@ describe('API in process', () => {
 
   test('a route registered without an access rule is refused', async () => {
     const db = openSqlite(':memory:');
-    await migrateToLatest(db as never);
+    await migrateToLatest(db);
     const store = createSqlStore(db);
     const rollouts = createRolloutEngine({ isOnline: () => true });
     const signing = generateKeyPair();

@@ -40,7 +40,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   const now = options.now ?? Date.now;
   mkdirSync(options.dataDir, { recursive: true, mode: 0o700 });
   const db = openSqlite(join(options.dataDir, 'driftless.db'));
-  await migrateToLatest(db as never);
+  await migrateToLatest(db);
   const store = createSqlStore(db);
 
   const signing = await loadOrCreate(store, 'signing-key', () => JSON.stringify(generateKeyPair()));

@@ -10,7 +10,7 @@ const AT = '2025-06-01T12:00:00.000Z';
 
 async function storeWith(devices: { name: string; status: 'accepted' | 'revoked' }[]): Promise<Store> {
   const db = openSqlite(':memory:');
-  await migrateToLatest(db as never);
+  await migrateToLatest(db);
   const store = createSqlStore(db);
   for (const d of devices) {
     await store.insertDevice({ name: d.name, site: null, labels: {}, facts: {}, publicKey: 'k', status: d.status, enrolledAt: AT, lastSeen: null, appliedGeneration: 0 });

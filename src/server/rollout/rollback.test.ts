@@ -65,7 +65,7 @@ function isError(code: string, message: RegExp) {
 
 beforeEach(async () => {
   const db = openSqlite(':memory:');
-  await migrateToLatest(db as never);
+  await migrateToLatest(db);
   store = createSqlStore(db);
   engine = createRolloutEngine({ isOnline: () => true });
   close = () => db.destroy();

@@ -30,7 +30,7 @@ let world: World;
 
 async function openWorld(): Promise<World> {
   const db = openSqlite(':memory:');
-  await migrateToLatest(db as never);
+  await migrateToLatest(db);
   const store = createSqlStore(db);
   const offline = new Set<string>();
   return { store, engine: createRolloutEngine({ isOnline: (d) => !offline.has(d.name) }), offline, now: T0, close: () => db.destroy() };

@@ -30,7 +30,7 @@ type Harness = { app: FastifyInstance; store: Store; clock: { ms: number }; tick
 
 async function harness(): Promise<Harness> {
   const db = openSqlite(':memory:');
-  await migrateToLatest(db as never);
+  await migrateToLatest(db);
   const store = createSqlStore(db);
   const clock = { ms: START };
   const now = () => clock.ms;

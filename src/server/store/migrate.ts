@@ -1,4 +1,5 @@
 import { Migrator, type Kysely, type Migration } from 'kysely';
+import type { Database } from './schema.ts';
 import * as initial from './migrations/001-initial.ts';
 import * as rollouts from './migrations/002-rollouts.ts';
 import * as releasePrevious from './migrations/003-release-previous.ts';
@@ -10,7 +11,8 @@ const migrations: Record<string, Migration> = {
   '003-release-previous': releasePrevious,
 };
 
-export async function migrateToLatest(db: Kysely<unknown>): Promise<void> {
+/** Brings the store's schema to the newest migration; the migrations themselves are untyped (they describe the change). */
+export async function migrateToLatest(db: Kysely<Database>): Promise<void> {
   const migrator = new Migrator({ db, provider: { getMigrations: async () => migrations } });
   const { error, results } = await migrator.migrateToLatest();
   const failed = results?.find((r) => r.status === 'Error');

@@ -14,7 +14,7 @@ let count = 0;
 
 async function openFile(path: string) {
   const db = openSqlite(path);
-  await migrateToLatest(db as never);
+  await migrateToLatest(db);
   return { db, store: createSqlStore(db) };
 }
 
@@ -41,7 +41,7 @@ describe('SQLite store', () => {
 
   test('an in-memory database runs the same migrations', async () => {
     const db = openSqlite(':memory:');
-    await migrateToLatest(db as never);
+    await migrateToLatest(db);
     const store = createSqlStore(db);
     await store.setMeta('a', 'b');
     assert.equal(await store.getMeta('a'), 'b');
