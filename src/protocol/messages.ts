@@ -93,6 +93,8 @@ export const eventTypes = [
   'start-failed',
   'health-check-failed',
   'restarted',
+  'agent-update-failed',
+  'agent-updated',
 ] as const;
 
 export const DeviceEvent = Type.Object(
@@ -122,3 +124,59 @@ export type StatusReport = Static<typeof StatusReport>;
 
 export const StatusAck = Type.Object({ ackedSeq: Type.Integer() });
 export type StatusAck = Static<typeof StatusAck>;
+
+/**
+ * Telemetry: everything the device records for later (component output, host and component
+ * metrics, events) travels in sequence-numbered batches from its durable outbox. One sequence per
+ * device covers every kind, so the server keeps a single high-water mark: a record at or below it
+ * was already stored (a resend after a lost answer), one above it is new.
+ */
+export const LogRecord = Type.Object(
+  { seq: Type.Integer({ minimum: 1 }), at: IsoTime, kind: Type.Literal('log'), component: Type.String({ minLength: 1, maxLength: 200 }), line: Type.String({ maxLength: 8192 }) },
+  closed,
+);
+export type LogRecord = Static<typeof LogRecord>;
+
+export const MetricRecord = Type.Object(
+  {
+    seq: Type.Integer({ minimum: 1 }),
+    at: IsoTime,
+    kind: Type.Literal('metric'),
+    /** Absent for host metrics. */
+    component: Type.Optional(Type.String({ minLength: 1, maxLength: 200 })),
+    name: Type.String({ pattern: '^[a-z][a-z0-9_]{0,63}$' }),
+    value: Type.Number(),
+  },
+  closed,
+);
+export type MetricRecord = Static<typeof MetricRecord>;
+
+export const EventRecord = Type.Object(
+  {
+    seq: Type.Integer({ minimum: 1 }),
+    at: IsoTime,
+    kind: Type.Literal('event'),
+    type: Type.Union(eventTypes.map((t) => Type.Literal(t))),
+    component: Type.Optional(Type.String({ maxLength: 200 })),
+    message: Type.String({ maxLength: 2000 }),
+  },
+  closed,
+);
+export type EventRecord = Static<typeof EventRecord>;
+
+export const TelemetryRecord = Type.Union([LogRecord, MetricRecord, EventRecord]);
+export type TelemetryRecord = Static<typeof TelemetryRecord>;
+
+export const TelemetryBatch = Type.Object(
+  {
+    records: Type.Array(TelemetryRecord, { maxItems: 5000 }),
+    /** Records the device had to drop (its outbox was full) since it enrolled: a running total, so a resend cannot double it. */
+    dropped: Type.Integer({ minimum: 0 }),
+  },
+  closed,
+);
+export type TelemetryBatch = Static<typeof TelemetryBatch>;
+
+/** Everything up to `ackedSeq` is stored; the device may forget it. */
+export const TelemetryAck = Type.Object({ ackedSeq: Type.Integer({ minimum: 0 }) });
+export type TelemetryAck = Static<typeof TelemetryAck>;

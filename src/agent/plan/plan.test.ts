@@ -8,7 +8,7 @@ import { DriverError, instanceKey, type Instance, type InstanceSpec, type Runtim
 import type { ProbeResult } from '../health/health.ts';
 import type { ProbeTarget } from '../health/probe.ts';
 import { createLedgerStore, emptyEntry, type Ledger, type LedgerEntry, type SpecRecord } from '../ledger/ledger.ts';
-import type { Storage } from '../storage/storage.ts';
+import { createMemoryStorage } from '../storage/memory-storage.ts';
 import { DOWNLOAD_RETRY_MS, plan, specHashOf, specRecord, targetOf, type ObservedInstance, type PlanInput } from './plan.ts';
 import type { Step } from './steps.ts';
 
@@ -337,10 +337,6 @@ function simDriver(kind: RuntimeKind, counters: Map<string, number>): RuntimeDri
   };
 }
 
-function memoryStorage(): Storage {
-  const files = new Map<string, string>();
-  return { read: (name) => files.get(name) ?? null, write: (name, text) => void files.set(name, text) };
-}
 
 async function waitForHealthSim(check: HealthCheck | undefined, target: ProbeTarget): Promise<ProbeResult> {
   const { running } = await target.isRunning();
@@ -351,7 +347,7 @@ async function waitForHealthSim(check: HealthCheck | undefined, target: ProbeTar
 function simDevice() {
   const counters = new Map<string, number>();
   const drivers = { container: simDriver('container', counters), process: simDriver('process', counters) };
-  const ledger = createLedgerStore(memoryStorage());
+  const ledger = createLedgerStore(createMemoryStorage());
   const executors = createExecutors({
     drivers,
     ledger,

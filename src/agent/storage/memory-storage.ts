@@ -12,5 +12,9 @@ export function createMemoryStorage(): Storage {
     write(name, text) {
       files.set(name, text);
     },
+    remove(name) {
+      files.delete(name);
+    },
+    list: (prefix) => [...files.keys()].filter((name) => name.startsWith(prefix)).sort(),
   };
 }
