@@ -11,14 +11,19 @@ import type { ProbeResult } from './health/health.ts';
 import { waitForHealth, type ProbeTarget } from './health/probe.ts';
 import { createLedgerStore } from './ledger/ledger.ts';
 import { startLoop, type Loop } from './loop/loop.ts';
+import { createHostMetrics } from './outbox/host-metrics.ts';
 import { createOutbox } from './outbox/outbox.ts';
+import { createTelemetry, type LogSource } from './outbox/telemetry.ts';
 import { plan, type ObservedInstance } from './plan/plan.ts';
 import { componentStatuses } from './plan/status.ts';
 import { createDirStorage, readJson, writeJson, type Storage } from './storage/storage.ts';
+import { createContactGate, DEFAULT_BACKOFF, type Backoff } from './sync/backoff.ts';
+import type { SelfUpdate } from './slots/self-update.ts';
 import { createServerClient, type ServerClient } from './sync/client.ts';
 import { verifyDesiredState, type Trusted } from './sync/verify.ts';
 
 export const AGENT_VERSION = '0.1.0';
+export { MIN_OUTBOX_QUOTA } from './outbox/outbox.ts';
 
 export type AgentDeps = {
   dataDir: string;
@@ -40,6 +45,17 @@ export type AgentDeps = {
   /** What the device reports about itself; by default read from this host (a simulated device has its own). */
   facts?: () => Facts;
   waitForHealth?: (check: HealthCheck | undefined, target: ProbeTarget, signal: AbortSignal) => Promise<ProbeResult>;
+  /** How the agent waits after the server was unreachable or busy; jittered exponential by default. */
+  backoff?: Backoff;
+  random?: () => number;
+  /** Disk the telemetry outbox may use before it drops its oldest records. */
+  outboxQuotaBytes?: number;
+  /** Seconds between telemetry passes (collect output, upload); 1 by default. */
+  telemetrySeconds?: number;
+  /** Host metrics to record; by default read from this host, null for none (a simulated device). */
+  hostMetrics?: (() => Record<string, number>) | null;
+  /** The agent's own A/B update, when it runs under `driftless launcher` (a simulated device has none). */
+  selfUpdate?: SelfUpdate;
 };
 
 export type Agent = {
@@ -62,11 +78,22 @@ export function createAgent(deps: AgentDeps): Agent {
   const deviceFacts = deps.facts ?? hostFacts;
   const storage = deps.storage ?? createDirStorage(deps.dataDir);
   const ledger = createLedgerStore(storage);
-  const outbox = createOutbox(storage);
+  const outbox = createOutbox(storage, deps.outboxQuotaBytes === undefined ? {} : { quotaBytes: deps.outboxQuotaBytes });
   const emit = (event: Omit<DeviceEvent, 'seq' | 'at'>) => {
     log(`event ${event.type}${event.component ? ` ${event.component}` : ''}: ${event.message}`);
-    outbox.add({ ...event, at: nowIso() });
+    outbox.add({ ...event, kind: 'event', at: nowIso() });
+    outbox.commit();
   };
+  /** One view of the link for every call to the server: a failure anywhere backs off all of them. */
+  const gate = createContactGate(deps.backoff ?? DEFAULT_BACKOFF, deps.random ?? Math.random);
+  const telemetry = createTelemetry({
+    outbox,
+    upload: (batch) => serverClient().postTelemetry(batch),
+    gate,
+    now,
+    log,
+    hostMetrics: deps.hostMetrics === undefined ? createHostMetrics(deps.dataDir) : deps.hostMetrics,
+  });
   const executors = createExecutors({
     drivers: deps.drivers,
     ledger,
@@ -88,6 +115,9 @@ export function createAgent(deps: AgentDeps): Agent {
   const since = new Map<string, { state: string; at: string }>();
   let abort = new AbortController();
   let loop: Loop | null = null;
+  let telemetryLoop: Loop | null = null;
+  /** What the last reconcile saw: the telemetry loop reads output of these, without asking the runtime again. */
+  let lastSeen: ObservedInstance[] = [];
 
   function loadTrusted(): void {
     if (!keys || !identity) return;
@@ -202,29 +232,59 @@ export function createAgent(deps: AgentDeps): Agent {
       since.set(key, { state, at });
       return at;
     };
-    const components = componentStatuses(trusted.state.components, instances, ledger.get(), unavailable, stamp);
-    const events = outbox.pending(500);
+    const components = [...componentStatuses(trusted.state.components, instances, ledger.get(), unavailable, stamp), ...(deps.selfUpdate?.statuses(trusted.state.components, stamp) ?? [])];
     const text = canonicalJson({ generation: trusted.state.generation, components });
-    if (events.length === 0 && text === lastReport.text && now() - lastReport.atMs < HEARTBEAT_MS) return;
-    const body: StatusReport = { generation: trusted.state.generation, reportedAt: nowIso(), components, events, facts: deviceFacts() };
-    const ack = await serverClient().postStatus(body);
-    outbox.acknowledge(ack.ackedSeq);
+    if (text === lastReport.text && now() - lastReport.atMs < HEARTBEAT_MS) return;
+    // Events travel with the rest of the telemetry, from the outbox.
+    const body: StatusReport = { generation: trusted.state.generation, reportedAt: nowIso(), components, events: [], facts: deviceFacts() };
+    await serverClient().postStatus(body);
     lastReport = { text, atMs: now() };
   }
 
+  /** A call to the server, unless the agent is backing off; a lost link or a busy server extends the back-off. */
+  async function contact(what: string, call: () => Promise<void>): Promise<boolean> {
+    if (gate.waitMs(now()) > 0) return false;
+    try {
+      await call();
+      gate.succeeded();
+      return true;
+    } catch (error) {
+      const backingOff = gate.failed(error, now());
+      log(`${what}: ${(error as Error).message}${backingOff ? `; next attempt in ${Math.round(gate.waitMs(now()) / 1000)}s` : ''}`);
+      return false;
+    }
+  }
+
   async function pass(signal: AbortSignal, forcePull: boolean): Promise<void> {
-    if (forcePull || now() - lastPollMs >= pollSeconds * 1000) {
-      await pull().catch((error: unknown) => log(`desired state not fetched: ${(error as Error).message}`));
+    const pulled = forcePull || now() - lastPollMs >= pollSeconds * 1000 ? await contact('desired state not fetched', pull) : true;
+    if (deps.selfUpdate && keys) {
+      const context = { desired: trusted?.state.components ?? [], fetchArtifact: (sha256: string) => serverClient().fetchArtifact(sha256), trustedKey: keys.server.key, storage, emit };
+      await deps.selfUpdate.pass(context).catch((error: unknown) => log(`agent self-update: ${(error as Error).message}`));
     }
     let failure: unknown = null;
     let converged: Observation | null = null;
     try {
       converged = await reconcile(signal);
+      if (converged) lastSeen = converged.instances;
     } catch (error) {
       failure = error;
     }
-    await report(converged).catch((error: unknown) => log(`status not reported: ${(error as Error).message}`));
+    const reported = await contact('status not reported', () => report(converged));
     if (failure) throw failure;
+    // A trial of a new agent release is kept only once it has done its whole job once.
+    if (pulled && reported && converged && trusted) deps.selfUpdate?.passed();
+  }
+
+  /** Collects component output and host metrics into the outbox, offline too, and uploads what is committed. */
+  async function telemetryPass(): Promise<void> {
+    const sources: LogSource[] = [];
+    for (const instance of lastSeen) {
+      const driver = deps.drivers[instance.runtime];
+      if (driver) sources.push({ key: instance.key, component: instance.component, driver });
+    }
+    await telemetry.collect(sources);
+    telemetry.sample(lastSeen);
+    if (keys) await telemetry.upload();
   }
 
   return {
@@ -234,18 +294,27 @@ export function createAgent(deps: AgentDeps): Agent {
       const reconcileMs = (deps.reconcileSeconds ?? 5) * 1000;
       loop = startLoop({
         pass: (signal) => pass(signal, false),
-        intervalMs: () => Math.min(reconcileMs, Math.max(0, pollSeconds * 1000 - (now() - lastPollMs))),
+        intervalMs: () => Math.min(reconcileMs, Math.max(0, pollSeconds * 1000 - (now() - lastPollMs), gate.waitMs(now()))),
         signal: abort.signal,
         onError: (error, retryInMs) => log(`reconcile failed: ${(error as Error).message}; retrying in ${Math.round(retryInMs / 1000)}s`),
+      });
+      const telemetryMs = (deps.telemetrySeconds ?? 1) * 1000;
+      telemetryLoop = startLoop({
+        pass: telemetryPass,
+        intervalMs: () => telemetryMs,
+        signal: abort.signal,
+        onError: (error, retryInMs) => log(`telemetry failed: ${(error as Error).message}; retrying in ${Math.round(retryInMs / 1000)}s`),
       });
     },
     async stop() {
       abort.abort();
-      await loop?.done;
+      await Promise.all([loop?.done, telemetryLoop?.done]);
       loop = null;
+      telemetryLoop = null;
     },
     async sync() {
       await pass(abort.signal, true);
+      await telemetryPass();
     },
     identity: () => identity,
   };

@@ -1,8 +1,10 @@
 import { join } from 'node:path';
-import { createAgent, type Agent } from '../agent/create-agent.ts';
+import { AGENT_VERSION, createAgent, MIN_OUTBOX_QUOTA, type Agent } from '../agent/create-agent.ts';
 import { createContainerDriver } from '../agent/drivers/container/container-driver.ts';
 import { createProcessDriver } from '../agent/drivers/process/process-driver.ts';
 import { defaultDeviceName } from '../agent/enroll/identity.ts';
+import { createFileSlotBackend, readSlotsState } from '../agent/slots/file-backend.ts';
+import { createSelfUpdate, type SelfUpdate } from '../agent/slots/self-update.ts';
 import { DriftlessError } from '../protocol/errors.ts';
 import { Labels, Name } from '../protocol/resources.ts';
 import { isValid } from '../protocol/validate.ts';
@@ -17,7 +19,17 @@ export type AgentFlags = {
   label: string[];
   pollInterval?: string;
   reconcileInterval?: string;
+  outboxQuota?: string;
 };
+
+/** A size such as 65536, 512KiB, 64MiB or 1GiB, in bytes. */
+export function parseSize(flag: string, text: string): number {
+  const match = /^([0-9]+)\s*(|B|KiB|MiB|GiB|K|M|G)$/i.exec(text.trim());
+  const unit = match?.[2]?.toLowerCase().replace(/ib$/, '').replace(/^b$/, '') ?? '';
+  const bytes = match ? Number(match[1]) * ({ '': 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3 }[unit] ?? Number.NaN) : Number.NaN;
+  if (!Number.isSafeInteger(bytes) || bytes <= 0) throw new DriftlessError('invalid-input', `${flag}: "${text}" is not a size (say 65536, 512KiB, 64MiB)`);
+  return bytes;
+}
 
 export function parseLabels(pairs: readonly string[]): Labels {
   const labels: Labels = {};
@@ -42,6 +54,10 @@ export function agentFromFlags(flags: AgentFlags, log: (line: string) => void): 
   }
   const dataDir = flags.data ?? join(process.cwd(), '.driftless-agent');
   const pollSeconds = flags.pollInterval === undefined ? undefined : parsePositiveSeconds('--poll-interval', flags.pollInterval, 30);
+  const outboxQuotaBytes = flags.outboxQuota === undefined ? undefined : parseSize('--outbox-quota', flags.outboxQuota);
+  if (outboxQuotaBytes !== undefined && outboxQuotaBytes < MIN_OUTBOX_QUOTA) {
+    throw new DriftlessError('invalid-input', `--outbox-quota: must be at least ${MIN_OUTBOX_QUOTA / 1024}KiB`);
+  }
   return createAgent({
     dataDir,
     serverUrl: flags.server,
@@ -54,7 +70,28 @@ export function agentFromFlags(flags: AgentFlags, log: (line: string) => void): 
       process: createProcessDriver({ agentId: name, dataDir, log }),
     },
     log,
+    selfUpdate: selfUpdateFromEnv(process.env, dataDir, log),
     ...(pollSeconds !== undefined ? { pollSeconds } : {}),
+    ...(outboxQuotaBytes !== undefined ? { outboxQuotaBytes } : {}),
     reconcileSeconds: parsePositiveSeconds('--reconcile-interval', flags.reconcileInterval, 5),
+  });
+}
+
+/**
+ * The agent's own update. Under `driftless launcher` the environment names the slots directory,
+ * the slot this agent was booted from and its version, and the IPC channel reaches the launcher;
+ * without a launcher the agent reports that it cannot update itself.
+ */
+export function selfUpdateFromEnv(env: NodeJS.ProcessEnv, dataDir: string, log: (line: string) => void): SelfUpdate {
+  const slotsDir = env.DRIFTLESS_SLOTS ?? join(dataDir, 'slots');
+  const slot = env.DRIFTLESS_SLOT === 'a' || env.DRIFTLESS_SLOT === 'b' ? env.DRIFTLESS_SLOT : null;
+  const channel = env.DRIFTLESS_SLOTS && process.send ? process.send.bind(process) : null;
+  return createSelfUpdate({
+    readState: () => readSlotsState(slotsDir),
+    backend: createFileSlotBackend(slotsDir),
+    runningSlot: slot,
+    runningVersion: env.DRIFTLESS_AGENT_VERSION ?? AGENT_VERSION,
+    launcher: channel ? { send: (message) => void channel(message, undefined, {}, (error: Error | null) => error && log(`launcher unreachable: ${error.message}`)) } : null,
+    log,
   });
 }

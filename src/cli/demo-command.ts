@@ -186,6 +186,7 @@ export async function demoCommand(flags: { data?: string; listen: string; once: 
   say('  bin/driftless get devices');
   say('  bin/driftless drift');
   say('  bin/driftless describe device pos-1');
+  say('  bin/driftless logs pos-1 pos -f              # its output, uploaded from the agent\'s outbox');
   say('  bin/driftless get rollouts');
   say(`  bin/driftless describe rollout ${badRollout}`);
   say(`  bin/driftless rollout incident ${badRollout}`);

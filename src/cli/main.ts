@@ -1,9 +1,12 @@
 import { Command, CommanderError, Option } from 'commander';
 import { DriftlessError } from '../protocol/errors.ts';
 import { agentFromFlags, type AgentFlags } from './agent-command.ts';
+import { artifactListCommand, artifactPushCommand } from './artifact-command.ts';
+import { launcherCommand, type LauncherFlags } from './launcher-command.ts';
 import { createApi } from './api-client.ts';
 import { resolveConnection } from './config.ts';
 import { demoCommand } from './demo-command.ts';
+import { logsCommand } from './logs-command.ts';
 import { parseOutputFormat } from './output.ts';
 import { applyCommand, describeCommand, driftCommand, getCommand } from './resources.ts';
 import { incidentCommand, rollbackCommand, rolloutActionCommand, rolloutStatusCommand } from './rollout-command.ts';
@@ -53,6 +56,7 @@ function buildProgram(): Command {
     .option('--label <key=value>', 'device label (repeatable)', (value: string, all: string[]) => [...all, value], [] as string[])
     .option('--poll-interval <seconds>', 'seconds between desired-state polls (default: the server advises)')
     .option('--reconcile-interval <seconds>', 'seconds between local drift checks', '5')
+    .option('--outbox-quota <size>', 'disk the telemetry outbox may use before dropping its oldest records (default 64MiB)')
     .action(async (flags: AgentFlags) => {
       const log = (line: string) => process.stderr.write(`${new Date().toISOString()} ${line}\n`);
       const agent = agentFromFlags(flags, log);
@@ -60,6 +64,8 @@ function buildProgram(): Command {
       await new Promise<void>((resolve) => {
         process.once('SIGINT', resolve);
         process.once('SIGTERM', resolve);
+        // Under `driftless launcher`: a launcher that is gone would boot a second agent when it returns.
+        process.once('disconnect', resolve);
       });
       await agent.stop();
     });
@@ -86,10 +92,54 @@ function buildProgram(): Command {
     .argument('<name>')
     .action(async (type: string, name: string, flags: { server?: string; token?: string }) => describeCommand(api(flags), type, name));
 
+  program
+    .command('launcher')
+    .description("keep the agent's two slots and run the agent from one of them, so it can update itself (A/B)")
+    .requiredOption('--data <dir>', 'data directory: slots in DIR/slots; the agent gets --data DIR unless its arguments say otherwise')
+    .option('--boot-attempts <n>', 'boots a new agent release gets to report healthy before it is abandoned', '3')
+    .option('--trial-seconds <seconds>', 'seconds a new agent release has to report healthy', '300')
+    .argument('[agent-args...]', "the agent's arguments, after --")
+    .action(async (agentArgs: string[], flags: LauncherFlags) => launcherCommand(flags, agentArgs));
+
+  const artifact = program.command('artifact').description('artifacts: releases of the agent');
+  artifact
+    .command('push')
+    .description('upload a file as an artifact; prints its SHA-256, which an "agent" component names')
+    .argument('<file>')
+    .requiredOption('--name <name>', 'what the artifact is, e.g. driftless-agent')
+    .requiredOption('--version <version>', 'its version; the device reports it once the release runs')
+    .option('--server <url>', 'server URL (else DRIFTLESS_SERVER, else the local config file)')
+    .option('--token <token>', 'API token (else DRIFTLESS_TOKEN, else the local config file)')
+    .addOption(new Option('-o, --output <format>', 'json or yaml'))
+    .action(async (file: string, flags: { name: string; version: string; output?: string; server?: string; token?: string }) =>
+      artifactPushCommand(resolveConnection(flags), file, flags, parseOutputFormat(flags.output)),
+    );
+  artifact
+    .command('list')
+    .description('uploaded artifacts, newest first')
+    .option('--server <url>', 'server URL (else DRIFTLESS_SERVER, else the local config file)')
+    .option('--token <token>', 'API token (else DRIFTLESS_TOKEN, else the local config file)')
+    .addOption(new Option('-o, --output <format>', 'json or yaml'))
+    .action(async (flags: { output?: string; server?: string; token?: string }) => artifactListCommand(resolveConnection(flags), parseOutputFormat(flags.output)));
+
   client('drift')
     .description('every device whose actual state differs from desired, and why')
     .addOption(new Option('-o, --output <format>', 'json or yaml'))
     .action(async (flags: { output?: string; server?: string; token?: string }) => driftCommand(api(flags), parseOutputFormat(flags.output)));
+
+  client('logs')
+    .description("a device's component output (stdout and stderr), as its agent uploaded it")
+    .argument('<device>')
+    .argument('[component]', 'only this component')
+    .option('-f, --follow', 'keep printing new lines as they arrive', false)
+    .option('--tail <n>', 'how many of the newest lines to show first', '100')
+    .option('--timestamps', 'prefix each line with when the agent read it', false)
+    .addOption(new Option('-o, --output <format>', 'json'))
+    .action(async (device: string, component: string | undefined, flags: { follow: boolean; tail: string; timestamps: boolean; output?: string; server?: string; token?: string }) => {
+      const tail = Number(flags.tail);
+      if (!/^[0-9]+$/.test(flags.tail) || tail < 1 || tail > 1000) throw new DriftlessError('invalid-input', `--tail: "${flags.tail}" must be a whole number from 1 to 1000`);
+      await logsCommand(api(flags), device, component, { follow: flags.follow, tail, timestamps: flags.timestamps, format: parseOutputFormat(flags.output) });
+    });
 
   const rollout = program.command('rollout').description('follow and steer rollouts');
   const rolloutClient = (name: string, description: string) =>

@@ -14,6 +14,7 @@ export const errorStatus = {
   'stale-generation': 422,
   'replayed-generation': 422,
   'empty-desired-state': 422,
+  busy: 429,
   unavailable: 503,
   internal: 500,
 } as const;
@@ -22,10 +23,13 @@ export type ErrorCode = keyof typeof errorStatus;
 
 export class DriftlessError extends Error {
   readonly code: ErrorCode;
-  constructor(code: ErrorCode, message: string) {
+  /** For `busy` and `unavailable`: when the caller may try again (the server's Retry-After). */
+  readonly retryAfterMs: number | null;
+  constructor(code: ErrorCode, message: string, retryAfterMs: number | null = null) {
     super(message);
     this.name = 'DriftlessError';
     this.code = code;
+    this.retryAfterMs = retryAfterMs;
   }
   get status(): number {
     return errorStatus[this.code];

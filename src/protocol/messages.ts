@@ -1,4 +1,5 @@
 import { Type, type Static } from '@sinclair/typebox';
+import { ArtifactRef } from './artifacts.ts';
 import { Component, ComponentState, Labels, Name } from './resources.ts';
 
 /**
@@ -45,7 +46,13 @@ export type SessionResponse = Static<typeof SessionResponse>;
 /** One component as the device must run it: the template's component plus where it came from. */
 export const DesiredComponent = Type.Composite([
   Component,
-  Type.Object({ deployment: Name, revision: Type.Integer({ minimum: 1 }), version: Type.String({ minLength: 1 }) }),
+  Type.Object({
+    deployment: Name,
+    revision: Type.Integer({ minimum: 1 }),
+    version: Type.String({ minLength: 1 }),
+    /** For an `agent` component: the release, resolved and signed by the server. */
+    artifact: Type.Optional(ArtifactRef),
+  }),
 ]);
 export type DesiredComponent = Static<typeof DesiredComponent>;
 

@@ -65,12 +65,19 @@ export const VolumeMount = Type.String({
   description: 'a named volume and its path: "data:/var/lib/app"',
 });
 
-/** One piece of software on a device: a container (`image`) or a supervised native process. */
+/** A SHA-256 digest in lower-case hex: how an uploaded artifact is named. */
+export const Sha256Hex = Type.String({ pattern: '^[0-9a-f]{64}$', description: 'a SHA-256 digest, 64 lower-case hex digits' });
+
+/** The Driftless agent itself as a component: a release uploaded with `driftless artifact push`. */
+export const AgentRelease = Type.Object({ artifact: Sha256Hex }, closed);
+
+/** One piece of software on a device: a container (`image`), a supervised native process (`command`) or the agent itself (`agent`). */
 export const Component = Type.Object(
   {
     name: Name,
     version: Type.Optional(Type.String({ minLength: 1, maxLength: 128 })),
     image: Type.Optional(Type.String({ minLength: 1 })),
+    agent: Type.Optional(AgentRelease),
     command: Type.Optional(Type.Array(Type.String(), { minItems: 1 })),
     workingDir: Type.Optional(Type.String({ minLength: 1 })),
     ports: Type.Optional(Type.Array(PortMapping)),

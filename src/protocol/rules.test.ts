@@ -18,6 +18,16 @@ describe('deploymentProblems', () => {
   test('a component needs image or command', () => {
     assert.deepEqual(fields(spec([{ name: 'a' }])), ['spec.template.components[0]: needs "image" (a container) or "command" (a native process)']);
   });
+  test('an agent component is the release alone, once per template', () => {
+    const sha = 'a'.repeat(64);
+    assert.deepEqual(fields(spec([{ name: 'agent', agent: { artifact: sha } }])), []);
+    assert.deepEqual(fields(spec([{ name: 'agent', agent: { artifact: sha }, image: 'x', health: { running: { seconds: 1 } } }])), [
+      'spec.template.components[0].image: an "agent" component has no "image", "health"',
+    ]);
+    assert.deepEqual(fields(spec([{ name: 'a', agent: { artifact: sha } }, { name: 'b', agent: { artifact: sha } }])), [
+      'spec.template.components[1].agent: a template has at most one "agent" component',
+    ]);
+  });
   test('component names are unique within a template', () => {
     assert.deepEqual(fields(spec([{ name: 'a', image: 'x' }, { name: 'a', image: 'y' }])), ['spec.template.components[1].name: component "a" appears twice']);
   });

@@ -14,7 +14,12 @@ export function deploymentProblems(spec: DeploymentSpec): Problem[] {
     const base = ['spec', 'template', 'components', i];
     if (seen.has(component.name)) at([...base, 'name'], `component "${component.name}" appears twice`);
     seen.add(component.name);
-    if (!component.image && !component.command) at(base, 'needs "image" (a container) or "command" (a native process)');
+    if (component.agent) {
+      // The agent itself: its release is the whole spec; what a workload needs does not apply.
+      const extra = (['image', 'command', 'workingDir', 'ports', 'env', 'volumes', 'health'] as const).filter((k) => component[k] !== undefined);
+      if (extra.length > 0) at([...base, extra[0]!], `an "agent" component has no "${extra.join('", "')}"`);
+      if (spec.template.components.findIndex((c) => c.agent) !== i) at([...base, 'agent'], 'a template has at most one "agent" component');
+    } else if (!component.image && !component.command) at(base, 'needs "image" (a container) or "command" (a native process)');
     const probes = (['http', 'tcp', 'command', 'running'] as const).filter((k) => component.health?.[k] !== undefined);
     if (probes.length > 1) at([...base, 'health'], `has ${probes.join(' and ')}; choose one probe`);
     component.ports?.forEach((mapping, j) => {

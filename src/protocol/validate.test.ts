@@ -43,7 +43,7 @@ describe('validate', () => {
     ['pattern with a description', Component, { name: 'a', ports: ['80:80:80'] }, 'request body: ports[0]: must be host:container, as Docker and Compose write it'],
     ['pattern without a description', Strategy, { waves: [{ bake: '10x' }] }, 'request body: waves[0].bake: does not match ^[0-9]+(s|m|h)$'],
     ['number bounds', Component, { name: 'a', health: { http: { port: 0 } } }, 'request body: health.http.port: expected integer to be greater or equal to 1'],
-    ['event type union', DeviceEvent, { seq: 1, at: '2025-01-01T00:00:00Z', type: 'nope', message: 'x' }, 'request body: type: must be one of "committed", "reverted", "local-change", "desired-state-refused", "start-failed", "health-check-failed", "restarted"'],
+    ['event type union', DeviceEvent, { seq: 1, at: '2025-01-01T00:00:00Z', type: 'nope', message: 'x' }, 'request body: type: must be one of "committed", "reverted", "local-change", "desired-state-refused", "start-failed", "health-check-failed", "restarted", "agent-update-failed", "agent-updated"'],
     ['date-time format', DeviceEvent, { seq: 1, at: '2025-13-45T00:00:00Z', type: 'committed', message: 'x' }, "request body: at: expected string to match 'date-time' format"],
     ['not an object at all', EnrollRequest, null, 'request body: (document): expected object'],
     ['label key not matching its pattern', Labels, { 'bad key!': 'x' }, 'request body: bad key!: key "bad key!" does not match ^[A-Za-z0-9]([A-Za-z0-9._/-]{0,61}[A-Za-z0-9])?$'],

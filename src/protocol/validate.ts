@@ -48,13 +48,32 @@ function describe(error: ValueError): Problem {
     case ValueErrorType.Union: {
       const literals = (error.schema.anyOf as TSchema[] | undefined)?.filter((s) => 'const' in s).map((s) => JSON.stringify(s.const));
       if (literals && literals.length > 0) return { path, field, message: `must be one of ${literals.join(', ')}` };
-      return { path, field, message: error.message.toLowerCase() };
+      return describeTaggedUnion(error) ?? { path, field, message: error.message.toLowerCase() };
     }
     case ValueErrorType.StringPattern:
       return { path, field, message: error.schema.description ? `must be ${error.schema.description}` : `does not match ${error.schema.pattern}` };
     default:
       return { path, field, message: error.message.charAt(0).toLowerCase() + error.message.slice(1) };
   }
+}
+
+/**
+ * A union of objects told apart by a literal field (telemetry records by `kind`) fails as a whole
+ * ("expected union value"), which names nothing. The member whose literals all match is the one
+ * the input meant: its own first problem is the useful one. When no member's literal matches,
+ * the shared literal field is what is wrong.
+ */
+function describeTaggedUnion(error: ValueError): Problem | null {
+  const members = (error.errors ?? []).map((iterator) => [...iterator]);
+  if (members.length === 0) return null;
+  const meant = members.filter((errors) => errors.length > 0 && !errors.some((e) => e.type === ValueErrorType.Literal));
+  if (meant.length === 1) return describe(meant[0]![0]!);
+  const literalErrors = members.map((errors) => errors.filter((e) => e.type === ValueErrorType.Literal));
+  const tag = literalErrors[0]?.find((candidate) => literalErrors.every((errors) => errors.some((e) => e.path === candidate.path)));
+  if (!tag) return null;
+  const choices = [...new Set(literalErrors.map((errors) => JSON.stringify(errors.find((e) => e.path === tag.path)!.schema.const)))];
+  const path = tag.path.split('/').slice(1).map((p) => p.replace(/~1/g, '/').replace(/~0/g, '~'));
+  return { path, field: pathToField(path), message: `must be one of ${choices.join(', ')}, not ${JSON.stringify(tag.value)}` };
 }
 
 /** The first few problems, most specific first: a union's own error is reported after its members'. */

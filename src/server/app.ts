@@ -2,16 +2,21 @@ import swagger from '@fastify/swagger';
 import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { Type, type TSchema } from '@sinclair/typebox';
 import { DriftlessError } from '../protocol/errors.ts';
+import { admitResponse, createAdmission, DEFAULT_ADMISSION, type AdmissionConfig } from './admission.ts';
 import { problems } from '../protocol/validate.ts';
 import type { DesiredService } from './desired/desired-service.ts';
 import type { Presence } from './presence.ts';
 import type { RolloutEngine } from './rollout/rollout-engine.ts';
 import type { Store } from './store/store.ts';
 import { createSessionCache, hashToken } from './auth/tokens.ts';
+import { registerArtifactRoutes, type ArtifactDeps } from './routes/artifacts.ts';
 import { registerDeviceRoutes } from './routes/device-protocol.ts';
 import { registerResourceRoutes } from './routes/resources.ts';
 import { registerRolloutRoutes } from './routes/rollouts.ts';
+import { registerTelemetryRoutes } from './routes/telemetry.ts';
+import { registerMetricsRoute } from './telemetry/metrics.ts';
 import { registerTokenRoutes } from './routes/tokens.ts';
+import { createStatusWriter, createTelemetryWriter } from './status-writer.ts';
 
 const NoQuery = Type.Object({}, { additionalProperties: false });
 
@@ -23,6 +28,12 @@ const roleRank: Record<Role, number> = { viewer: 0, operator: 1, admin: 2 };
 declare module 'fastify' {
   interface FastifyContextConfig {
     access?: Access;
+    /** Costly work (a signature check, a write): waits for a turn under admission control, or is refused as busy. */
+    admission?: boolean;
+  }
+  interface FastifyReply {
+    /** Takes a turn under admission control for the rest of this request (for a route that knows only late that it is costly). */
+    admit(): Promise<void>;
   }
   interface FastifyRequest {
     device: string | null;
@@ -41,6 +52,10 @@ export type AppDeps = {
   pollSeconds: number;
   offlineAfterMs: number;
   logger?: boolean;
+  /** Where uploaded artifacts live and the key that signs them; without it, artifact routes answer 503. */
+  artifacts?: ArtifactDeps;
+  /** Limits on costly device requests at once (DEFAULT_ADMISSION when absent). */
+  admission?: AdmissionConfig;
 };
 
 export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
@@ -57,6 +72,10 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   });
   app.decorateRequest('device', null);
   app.decorateRequest('role', null);
+  const admission = createAdmission(deps.admission ?? DEFAULT_ADMISSION);
+  app.decorateReply('admit', function (this: FastifyReply) {
+    return admitResponse(admission, this.raw);
+  });
 
   // One validator for the whole product: the protocol's TypeBox schemas, with messages that name the field.
   app.setValidatorCompiler(({ schema, httpPart }) => (data: unknown) => {
@@ -71,6 +90,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     }
     // A query parameter no route reads is a mistake (say `?dryRun=true`) and is refused, not ignored.
     route.schema = { ...route.schema, querystring: route.schema?.querystring ?? NoQuery };
+    // A route-level hook, after authentication: other routes pay nothing for admission control.
+    if (route.config?.admission) route.onRequest = [...[route.onRequest ?? []].flat(), async (_request, reply) => reply.admit()];
   });
 
   const sessions = createSessionCache(deps.sessionSecret);
@@ -96,6 +117,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   app.setErrorHandler((error: FastifyError | DriftlessError, _request, reply) => {
     const { status, code, message } = describeError(error);
     if (status >= 500) app.log.error(error);
+    if (error instanceof DriftlessError && error.retryAfterMs !== null) void reply.header('retry-after', String(Math.max(1, Math.ceil(error.retryAfterMs / 1000))));
     void reply.status(status).send({ error: { code, message } });
   });
   app.setNotFoundHandler((request, reply) => {
@@ -112,10 +134,14 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   app.get('/v1/openapi.json', { config: { access: 'public' }, schema: { hide: true } }, async () => app.swagger());
   app.get('/healthz', { config: { access: 'public' }, schema: { hide: true } }, async () => ({ ok: true }));
 
-  registerDeviceRoutes(app, deps);
+  const writers = { statusWriter: createStatusWriter(deps.store), telemetryWriter: createTelemetryWriter(deps.store) };
+  registerDeviceRoutes(app, { ...deps, ...writers });
+  registerTelemetryRoutes(app, { ...deps, ...writers });
+  registerMetricsRoute(app, { ...deps, ...writers });
   registerResourceRoutes(app, deps);
   registerRolloutRoutes(app, deps);
   registerTokenRoutes(app, deps);
+  registerArtifactRoutes(app, deps);
   return app;
 }
 
@@ -133,6 +159,8 @@ function describeError(error: FastifyError | DriftlessError): { status: number; 
   if (error.code === 'FST_ERR_CTP_BODY_TOO_LARGE') return { status: 413, code: 'payload-too-large', message: 'request body is too large' };
   if (error.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') return { status: 415, code: 'invalid-input', message: 'request body must be application/json' };
   if (error.code === 'FST_ERR_CTP_EMPTY_JSON_BODY') return { status: 400, code: 'invalid-input', message: 'request body is empty; expected JSON' };
+  // A compressed body that does not inflate (truncated, corrupt) is the sender's problem.
+  if (typeof error.code === 'string' && error.code.startsWith('Z_')) return { status: 400, code: 'invalid-input', message: `request body is not valid gzip: ${error.message}` };
   if (status === 400 && error instanceof SyntaxError) return { status, code: 'invalid-input', message: `request body is not valid JSON: ${error.message}` };
   if (status >= 400 && status < 500) return { status, code: 'invalid-input', message: error.message };
   return { status: 500, code: 'internal', message: 'internal error; see the server log' };

@@ -1,6 +1,8 @@
 import type { FastifyInstance } from 'fastify';
 import { keyId, loadPrivateKey } from '../protocol/signing.ts';
+import { DEFAULT_ADMISSION, type AdmissionConfig } from './admission.ts';
 import { buildApp } from './app.ts';
+import { createArtifactFiles } from './artifacts/artifact-files.ts';
 import { createDesiredService, type DesiredService } from './desired/desired-service.ts';
 import { createPresence, type Presence } from './presence.ts';
 import { createRolloutEngine, type RolloutEngine } from './rollout/rollout-engine.ts';
@@ -16,6 +18,10 @@ export type AssembleOptions = {
   logger?: boolean;
   /** Who counts as online for the rollout engine; by default, heard from within three polls. */
   isOnline?: (device: DeviceRecord) => boolean;
+  /** Where uploaded artifacts are kept (one file per digest); none: the server refuses uploads. */
+  artifactDir?: string;
+  /** Limits on costly device requests at once; DEFAULT_ADMISSION when absent. */
+  admission?: AdmissionConfig;
 };
 
 export type Assembled = {
@@ -43,9 +49,11 @@ export async function assembleServer(opts: AssembleOptions): Promise<Assembled> 
     presence,
     serverKey: { publicKey: opts.signing.publicKey, keyId: keyId(opts.signing.publicKey) },
     sessionSecret: opts.sessionSecret,
+    ...(opts.artifactDir === undefined ? {} : { artifacts: { files: createArtifactFiles(opts.artifactDir), signingKey: loadPrivateKey(opts.signing.privateKey) } }),
     now,
     pollSeconds: opts.pollSeconds,
     offlineAfterMs,
+    admission: opts.admission ?? DEFAULT_ADMISSION,
     ...(opts.logger === undefined ? {} : { logger: opts.logger }),
   });
 

@@ -3,6 +3,7 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { generateKeyPair } from '../protocol/signing.ts';
+import type { AdmissionConfig } from './admission.ts';
 import { assembleServer } from './assemble.ts';
 import { hashToken, newSecretToken } from './auth/tokens.ts';
 import { migrateToLatest } from './store/migrate.ts';
@@ -22,6 +23,8 @@ export type ServerOptions = {
   tickMs?: number;
   logger?: boolean;
   now?: () => number;
+  /** Limits on costly device requests at once (the defaults of admission.ts when absent). */
+  admission?: AdmissionConfig;
 };
 
 export type RunningServer = {
@@ -54,11 +57,14 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     signing: { privateKey, publicKey },
     sessionSecret,
     pollSeconds: options.pollSeconds ?? 30,
+    artifactDir: join(options.dataDir, 'artifacts'),
+    ...(options.admission ? { admission: options.admission } : {}),
     ...(options.logger === undefined ? {} : { logger: options.logger }),
   });
   const background = [
     setInterval(() => void presence.flush().catch((e: unknown) => app.log.error(e)), 5_000),
     setInterval(() => void tickRollouts().catch((e: unknown) => app.log.error(e)), options.tickMs ?? 2_000),
+    setInterval(() => void pruneTelemetry(store, now()).catch((e: unknown) => app.log.error(e)), 10 * 60_000),
   ];
   await app.listen({ host: options.host, port: options.port });
   const address = app.server.address();
@@ -78,6 +84,14 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       await db.destroy();
     },
   };
+}
+
+/** Logs are kept a week, metrics two days (what a dashboard chart and an incident review look back on). */
+const LOG_RETENTION_MS = 7 * 24 * 3600_000;
+const METRIC_RETENTION_MS = 2 * 24 * 3600_000;
+
+function pruneTelemetry(store: Store, nowMs: number): Promise<void> {
+  return store.pruneTelemetry({ logsBefore: new Date(nowMs - LOG_RETENTION_MS).toISOString(), metricsBefore: new Date(nowMs - METRIC_RETENTION_MS).toISOString() });
 }
 
 async function loadOrCreate(store: Store, key: string, make: () => string): Promise<string> {

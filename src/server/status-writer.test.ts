@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
+import { DriftlessError } from '../protocol/errors.ts';
 import type { StatusReport } from '../protocol/messages.ts';
 import { createStatusWriter } from './status-writer.ts';
 import { migrateToLatest } from './store/migrate.ts';
@@ -68,5 +69,23 @@ describe('status writer (group commit)', () => {
     const results = await Promise.allSettled([writer.submit('a', report(1, 1), AT), writer.submit('b', report(1, 1), AT)]);
     assert.deepEqual(results.map((r) => r.status), ['rejected', 'rejected']);
     assert.deepEqual(await real.listComponents(), []);
+  });
+
+  test('past maxQueue a report is refused at once as busy, with a Retry-After, and nothing of it is written', async () => {
+    const real = await storeWith(['a', 'b', 'c', 'd'].map((name) => ({ name, status: 'accepted' as const })));
+    let open = () => undefined as void;
+    const gate = new Promise<void>((resolve) => (open = resolve));
+    const held: Store = { ...real, transaction: async (work) => { await gate; return real.transaction(work); } };
+    const writer = createStatusWriter(held, { maxQueue: 2 });
+    // The first report is being written (its transaction waits); two more wait for the next batch.
+    const accepted = ['a', 'b', 'c'].map((name) => writer.submit(name, report(5, 1), AT));
+    assert.equal(writer.depth(), 3);
+    await assert.rejects(writer.submit('d', report(5, 1), AT), (e: unknown) => e instanceof DriftlessError && e.code === 'busy' && e.retryAfterMs !== null && e.retryAfterMs > 0);
+    assert.equal(writer.depth(), 3, 'the refused report never entered the queue');
+    open();
+    await Promise.all(accepted);
+    for (const name of ['a', 'b', 'c']) assert.equal((await real.getDevice(name))?.appliedGeneration, 5);
+    assert.equal((await real.getDevice('d'))?.appliedGeneration, 0);
+    assert.deepEqual(await real.listComponents('d'), []);
   });
 });

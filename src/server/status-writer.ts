@@ -1,65 +1,42 @@
 import { DriftlessError } from '../protocol/errors.ts';
-import type { StatusReport } from '../protocol/messages.ts';
-import type { Store } from './store/store.ts';
+import type { StatusReport, TelemetryBatch } from '../protocol/messages.ts';
+import { createGroupCommit, type GroupCommit } from './group-commit.ts';
+import type { Store, TelemetryMark } from './store/store.ts';
 
-/**
- * Group commit for status reports. Reports that arrive while a batch is being written wait for
- * the next one; each batch is one transaction, so thousands of devices reporting at once cost a
- * few fsyncs, not thousands. A report is acknowledged only after its batch committed: durable
- * before acknowledged, as always. A report from a device that is no longer accepted is refused alone.
- */
-export type StatusWriter = { submit(device: string, report: StatusReport, receivedAt: string): Promise<void> };
+/** Status reports and telemetry batches are written in group commits; a device no longer accepted is refused alone. */
+export type StatusWriter = { submit(device: string, report: StatusReport, receivedAt: string): Promise<void>; depth(): number };
+export type TelemetryWriter = { submit(device: string, batch: TelemetryBatch, receivedAt: string): Promise<TelemetryMark>; depth(): number };
 
-type Pending = { device: string; report: StatusReport; receivedAt: string; resolve: () => void; reject: (error: unknown) => void };
+type Limits = { maxBatch?: number; maxQueue?: number };
 
-export function createStatusWriter(store: Store, maxBatch = 1000): StatusWriter {
-  let queue: Pending[] = [];
-  let writing: Promise<void> | null = null;
+async function refuseUnaccepted(tx: Store, item: { device: string }): Promise<DriftlessError | null> {
+  const record = await tx.getDevice(item.device);
+  return !record || record.status !== 'accepted' ? new DriftlessError('forbidden', `device "${item.device}" is not accepted`) : null;
+}
 
-  async function writeOne(tx: Store, p: Pending): Promise<void> {
-    await tx.recordStatus(p.device, p.report.generation, p.report.reportedAt, p.receivedAt, p.report.components);
-    await tx.recordEvents(p.device, p.receivedAt, p.report.events);
-    if (p.report.facts) await tx.updateDevice(p.device, { facts: p.report.facts });
-  }
-
-  async function drain(): Promise<void> {
-    while (queue.length > 0) {
-      const batch = queue.slice(0, maxBatch);
-      queue = queue.slice(batch.length);
-      const refused = new Map<Pending, unknown>();
-      try {
-        await store.transaction(async (tx) => {
-          for (const p of batch) {
-            // Refusals are decided before anything of that report is written, so skipping it leaves nothing half-done.
-            const record = await tx.getDevice(p.device);
-            if (!record || record.status !== 'accepted') {
-              refused.set(p, new DriftlessError('forbidden', `device "${p.device}" is not accepted`));
-              continue;
-            }
-            await writeOne(tx, p);
-          }
-        });
-      } catch (error) {
-        // The whole batch rolled back: fail everyone in it rather than guess which report broke it.
-        for (const p of batch) p.reject(error);
-        continue;
-      }
-      for (const p of batch) {
-        const why = refused.get(p);
-        if (why) p.reject(why);
-        else p.resolve();
-      }
-    }
-  }
-
-  return {
-    submit(device, report, receivedAt) {
-      return new Promise<void>((resolve, reject) => {
-        queue.push({ device, report, receivedAt, resolve, reject });
-        writing ??= drain().finally(() => {
-          writing = null;
-        });
-      });
+export function createStatusWriter(store: Store, limits: Limits = {}): StatusWriter {
+  type Item = { device: string; report: StatusReport; receivedAt: string };
+  const commit: GroupCommit<Item, void> = createGroupCommit<Item, void>(
+    store,
+    {
+      refuse: refuseUnaccepted,
+      async write(tx, { device, report, receivedAt }) {
+        await tx.recordStatus(device, report.generation, report.reportedAt, receivedAt, report.components);
+        await tx.recordEvents(device, receivedAt, report.events);
+        if (report.facts) await tx.updateDevice(device, { facts: report.facts });
+      },
     },
-  };
+    limits,
+  );
+  return { submit: (device, report, receivedAt) => commit.submit({ device, report, receivedAt }), depth: commit.depth };
+}
+
+export function createTelemetryWriter(store: Store, limits: Limits = {}): TelemetryWriter {
+  type Item = { device: string; batch: TelemetryBatch; receivedAt: string };
+  const commit: GroupCommit<Item, TelemetryMark> = createGroupCommit<Item, TelemetryMark>(
+    store,
+    { refuse: refuseUnaccepted, write: (tx, { device, batch, receivedAt }) => tx.recordTelemetry(device, receivedAt, batch.records, batch.dropped) },
+    limits,
+  );
+  return { submit: (device, batch, receivedAt) => commit.submit({ device, batch, receivedAt }), depth: commit.depth };
 }

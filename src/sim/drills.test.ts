@@ -47,9 +47,19 @@ const drills: Drill[] = [
     async check(fleet, devices, api) {
       assert.ok(fleet.stats().failed > 0, 'the links did lose requests');
       for (const d of devices) {
-        const { events } = await api<{ events: EventView[] }>(`/v1/devices/${d.name}`);
-        const seqs = events.map((e) => e.seq).sort((a, b) => a - b);
-        assert.deepEqual(seqs, seqs.map((_, i) => i + 1), `${d.name}: events numbered 1..n, none lost`);
+        // Telemetry travels on its own schedule after the states settled: wait for the commit event, then check the whole history.
+        const deadline = Date.now() + 30_000;
+        let events: EventView[] = [];
+        while (events.filter((e) => e.type === 'committed').length === 0 && Date.now() < deadline) {
+          events = (await api<{ events: EventView[] }>(`/v1/devices/${d.name}`)).events;
+          await new Promise((resolve) => setTimeout(resolve, 200));
+        }
+        const { metrics } = await api<{ metrics: { seq: number }[] }>(`/v1/devices/${d.name}/metrics?limit=5000`);
+        // Events and metrics share the device's one telemetry sequence, uploaded in order: up to the newest event
+        // read (metrics were read after it), they must be exactly 1..n, none lost, none twice.
+        const upTo = Math.max(...events.map((e) => e.seq));
+        const seqs = [...events, ...metrics].map((e) => e.seq).filter((seq) => seq <= upTo).sort((a, b) => a - b);
+        assert.deepEqual(seqs, Array.from({ length: upTo }, (_, i) => i + 1), `${d.name}: telemetry numbered 1..n, none lost`);
         assert.equal(events.filter((e) => e.type === 'committed').length, 1, `${d.name}: version 1 committed once`);
       }
     },

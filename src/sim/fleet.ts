@@ -3,7 +3,8 @@ import { createAgent, type Agent } from '../agent/create-agent.ts';
 import { createFakeDriver, fakeHealth, type FakeDriver, type FakeOutcome } from '../agent/drivers/fake/fake-driver.ts';
 import type { RuntimeKind } from '../agent/drivers/driver.ts';
 import { createMemoryStorage } from '../agent/storage/memory-storage.ts';
-import type { Transport } from '../agent/sync/client.ts';
+import type { Backoff } from '../agent/sync/backoff.ts';
+import { createServerClient, type Transport } from '../agent/sync/client.ts';
 import type { DesiredComponent, Facts } from '../protocol/messages.ts';
 import { loadPrivateKey } from '../protocol/signing.ts';
 import { createInjectClient, type InjectableApp } from './inject-client.ts';
@@ -27,7 +28,12 @@ export type SimDevice = {
 export type SimBehaviour = (device: SimDevice, component: DesiredComponent) => FakeOutcome;
 
 export type SimFleetOptions = {
-  server: { app: InjectableApp; url: string; enrollToken: string };
+  /**
+   * The server. With `app`, requests are handed to it in-process (no sockets); without, they go
+   * over real HTTP to `url` with the agent's own fetch transport (a server in another process,
+   * which can be restarted and measured).
+   */
+  server: { app?: InjectableApp; url: string; enrollToken: string };
   devices: number;
   sites: number;
   seed: number;
@@ -44,6 +50,10 @@ export type SimFleetOptions = {
   concurrency?: number;
   now?: () => number;
   log?: (device: string, message: string) => void;
+  /** How the agents back off from an unreachable or busy server (the agent's default when absent). */
+  backoff?: Backoff;
+  /** Sees each answer a device got (benches time acknowledgements with it). */
+  onAnswer?: (device: string, url: string, init: RequestInit, response: Response) => void;
 };
 
 export type SimFleet = {
@@ -72,7 +82,8 @@ export type SimFleet = {
   stats(): SimStats;
 };
 
-export type SimStats = { enroll: number; session: number; desired: number; status: number; other: number; failed: number };
+/** `busy`: answers 429 (the server shedding load); `failed`: requests that got no answer at all. */
+export type SimStats = { enroll: number; session: number; desired: number; status: number; other: number; failed: number; busy: number };
 
 export const defaultRegions = ['eu-west', 'eu-north', 'us-east', 'ap-south'] as const;
 export const defaultHardware = ['amd64/nuc', 'arm64/rpi4', 'arm64/jetson'] as const;
@@ -122,9 +133,11 @@ export function createSimFleet(opts: SimFleetOptions): SimFleet {
   const jitter = createRandom(opts.seed ^ 0x5eed);
   const loss = createRandom(opts.seed ^ 0x1055);
   const lossRandom = () => loss.next();
+  const backoffStream = createRandom(opts.seed ^ 0xbac0);
+  const backoffRandom = () => backoffStream.next();
   let behaviour = opts.behaviour;
   const stopping = new AbortController();
-  const stats: SimStats = { enroll: 0, session: 0, desired: 0, status: 0, other: 0, failed: 0 };
+  const stats: SimStats = { enroll: 0, session: 0, desired: 0, status: 0, other: 0, failed: 0, busy: 0 };
   let started = false;
 
   const nodes = new Map<string, SimNode>();
@@ -139,17 +152,15 @@ export function createSimFleet(opts: SimFleetOptions): SimFleet {
     // The client signs session requests with the agent's key, which exists only once the agent
     // has made its identity; it is read when a session is needed (about once an hour), not kept twice.
     let agent: Agent | null = null;
-    const client = createInjectClient({
-      app: opts.server.app,
-      serverUrl: opts.server.url,
-      device: device.name,
-      privateKey: () => {
-        const identity = agent?.identity();
-        return identity ? loadPrivateKey(identity.privateKey) : null;
-      },
-      now,
-      wrap: (transport) => counted(withLink(transport, link, lossRandom), stats),
-    });
+    const privateKey = () => {
+      const identity = agent?.identity();
+      return identity ? loadPrivateKey(identity.privateKey) : null;
+    };
+    const wrap = (transport: Transport) => counted(withLink(transport, link, lossRandom), stats, device.name, opts.onAnswer);
+    const { app } = opts.server;
+    const client = app
+      ? createInjectClient({ app, serverUrl: opts.server.url, device: device.name, privateKey, now, wrap })
+      : createServerClient({ serverUrl: opts.server.url, device: device.name, privateKey, now, transport: wrap((url, init) => fetch(url, init)) });
     agent = createAgent({
       dataDir: `sim:${device.name}`,
       storage,
@@ -163,9 +174,12 @@ export function createSimFleet(opts: SimFleetOptions): SimFleet {
       client,
       // A simulated device reports its own facts (its hardware above all), not the build box's.
       facts: () => device.facts,
+      hostMetrics: null,
       now,
       pollSeconds,
       ...(opts.reconcileSeconds === undefined ? {} : { reconcileSeconds: opts.reconcileSeconds }),
+      ...(opts.backoff ? { backoff: opts.backoff } : {}),
+      random: backoffRandom,
       ...(opts.log ? { log: (message: string) => opts.log!(device.name, message) } : {}),
     });
     return { device, agent, drivers: { container: containers, process: processes }, link };
@@ -234,16 +248,23 @@ export function createSimFleet(opts: SimFleetOptions): SimFleet {
   };
 }
 
-function counted(inner: Transport, stats: SimStats): Transport {
+function counted(inner: Transport, stats: SimStats, device: string, onAnswer: SimFleetOptions['onAnswer']): Transport {
   return (url, init) => {
     if (url.endsWith('/v1/device/desired-state')) stats.desired++;
     else if (url.endsWith('/v1/device/status')) stats.status++;
     else if (url.endsWith('/v1/device/session')) stats.session++;
     else if (url.endsWith('/v1/enroll')) stats.enroll++;
     else stats.other++;
-    return inner(url, init).catch((error: unknown) => {
-      stats.failed++;
-      throw error;
-    });
+    return inner(url, init).then(
+      (response) => {
+        if (response.status === 429) stats.busy++;
+        onAnswer?.(device, url, init, response);
+        return response;
+      },
+      (error: unknown) => {
+        stats.failed++;
+        throw error;
+      },
+    );
   };
 }

@@ -27,7 +27,12 @@ export type Instance = {
   startedAt: string | null;
   /** Published ports as the runtime reports them: container (or declared) port -> host port. */
   ports: Record<number, number>;
+  /** How often the runtime restarted it after a crash, when the runtime counts. */
+  restarts?: number;
 };
+
+/** Output lines read from an instance, and where the next read starts (JSON, kept durably by the caller). */
+export type LogRead = { lines: string[]; cursor: Record<string, unknown> };
 
 /** Why a driver could not do what it was asked: these become the drift reasons operators see. */
 export type DriverFailure = 'download-failed' | 'start-failed' | 'runtime-unavailable';
@@ -58,6 +63,11 @@ export interface RuntimeDriver {
   remove(key: string): Promise<void>;
   /** Runs a command inside the instance (container) or beside it (process); used by command health checks. */
   exec?(key: string, command: string[], signal: AbortSignal): Promise<{ exitCode: number; output: string }>;
+  /**
+   * Reads the instance's output (stdout and stderr) after `cursor` (null: from the start of what
+   * the runtime still keeps), at most about `maxBytes` and `maxLines`. Whole lines only, oldest first.
+   */
+  readLogs?(key: string, cursor: Record<string, unknown> | null, maxBytes: number, maxLines?: number): Promise<LogRead>;
   close(): Promise<void>;
 }
 

@@ -246,6 +246,11 @@ describe('plan', () => {
     assert.deepEqual(create?.action === 'create' ? create.spec : null, v1);
   });
 
+  test('the agent component is not planned: it updates through its slots', () => {
+    const agent = component({ name: 'agent', command: undefined, agent: { artifact: 'a'.repeat(64) } });
+    assert.deepEqual(plan({ desired: [agent], instances: [], ledger: {}, unavailable: [] }), []);
+  });
+
   test('plan is pure: it does not change its input', () => {
     const input: PlanInput = { desired: [v2.component], instances: [observed(v1)], ledger: { [KEY]: entry({ committed: v1 }) }, unavailable: [] };
     const before = structuredClone(input);

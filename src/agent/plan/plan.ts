@@ -53,6 +53,7 @@ export function plan(input: PlanInput): Step[] {
   const wanted = new Set<string>();
 
   for (const component of input.desired) {
+    if (component.agent) continue; // the agent itself updates through its A/B slots (slots/self-update.ts), not a runtime
     const key = instanceKey(component.deployment, component.name);
     wanted.add(key);
     const runtime = runtimeOf(component);

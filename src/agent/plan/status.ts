@@ -15,7 +15,8 @@ export function componentStatuses(
   since: (key: string, state: string) => string,
 ): ComponentStatus[] {
   const byKey = new Map(instances.map((i) => [i.key, i]));
-  return desired.map((component) => {
+  // The agent's own component is reported by slots/self-update.ts.
+  return desired.filter((component) => !component.agent).map((component) => {
     const key = instanceKey(component.deployment, component.name);
     const hash = specHashOf(component);
     const entry = ledger[key] ?? emptyEntry();

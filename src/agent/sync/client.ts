@@ -1,6 +1,7 @@
 import type { KeyObject } from 'node:crypto';
 import { DriftlessError, isErrorCode, networkFailure } from '../../protocol/errors.ts';
-import type { EnrollRequest, EnrollResponse, SessionResponse, StatusAck, StatusReport } from '../../protocol/messages.ts';
+import { gzipSync } from 'node:zlib';
+import type { EnrollRequest, EnrollResponse, SessionResponse, StatusAck, StatusReport, TelemetryAck, TelemetryBatch } from '../../protocol/messages.ts';
 import { sessionChallenge, signText } from '../../protocol/signing.ts';
 
 type CallInit = Omit<RequestInit, 'headers'> & { headers?: Record<string, string> };
@@ -12,6 +13,10 @@ export type ServerClient = {
   enroll(request: EnrollRequest): Promise<EnrollResponse>;
   fetchDesired(etag: string | null): Promise<DesiredFetch>;
   postStatus(report: StatusReport): Promise<StatusAck>;
+  /** Uploads one telemetry batch, gzip-compressed. */
+  postTelemetry(batch: TelemetryBatch): Promise<TelemetryAck>;
+  /** Downloads an artifact's bytes by digest (checking them is the caller's job). */
+  fetchArtifact(sha256: string): Promise<Buffer>;
 };
 
 /**
@@ -35,7 +40,7 @@ export function createServerClient(opts: {
 
   async function call(path: string, init: CallInit): Promise<Response> {
     try {
-      return await transport(`${base}${path}`, { ...init, signal: AbortSignal.timeout(timeoutMs) });
+      return await transport(`${base}${path}`, { ...init, signal: init.signal ?? AbortSignal.timeout(timeoutMs) });
     } catch (error) {
       const cause = networkFailure(error);
       throw new DriftlessError('unavailable', `server ${base} unreachable: ${cause}`);
@@ -44,9 +49,9 @@ export function createServerClient(opts: {
 
   async function failure(response: Response): Promise<DriftlessError> {
     const body = (await response.json().catch(() => null)) as { error?: { code?: unknown; message?: unknown } } | null;
-    const code = isErrorCode(body?.error?.code) ? body.error.code : response.status >= 500 ? 'unavailable' : 'invalid-input';
+    const code = isErrorCode(body?.error?.code) ? body.error.code : response.status === 429 ? 'busy' : response.status >= 500 ? 'unavailable' : 'invalid-input';
     const message = typeof body?.error?.message === 'string' ? body.error.message : `server answered ${response.status}`;
-    return new DriftlessError(code, message);
+    return new DriftlessError(code, message, retryAfterMs(response.headers.get('retry-after'), opts.now()));
   }
 
   async function sessionToken(): Promise<string> {
@@ -99,5 +104,26 @@ export function createServerClient(opts: {
       if (!response.ok) throw await failure(response);
       return (await response.json()) as StatusAck;
     },
+    async postTelemetry(batch) {
+      const body = gzipSync(JSON.stringify(batch));
+      const response = await deviceCall('/v1/device/telemetry', { method: 'POST', headers: { 'content-type': 'application/json', 'content-encoding': 'gzip' }, body });
+      if (!response.ok) throw await failure(response);
+      return (await response.json()) as TelemetryAck;
+    },
+    async fetchArtifact(sha256) {
+      // A release may be large and the link slow: the deadline is the download's, not a status call's.
+      const response = await deviceCall(`/v1/device/artifacts/${sha256}`, { signal: AbortSignal.timeout(Math.max(timeoutMs, 10 * 60_000)) });
+      if (!response.ok) throw await failure(response);
+      return Buffer.from(await response.arrayBuffer());
+    },
   };
+}
+
+/** Retry-After in seconds or as an HTTP date; null when absent or unreadable. */
+export function retryAfterMs(header: string | null, nowMs: number): number | null {
+  if (header === null || header.trim() === '') return null;
+  const seconds = Number(header);
+  if (Number.isFinite(seconds)) return Math.max(0, seconds * 1000);
+  const at = Date.parse(header);
+  return Number.isNaN(at) ? null : Math.max(0, at - nowMs);
 }

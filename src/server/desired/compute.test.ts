@@ -34,6 +34,18 @@ describe('desiredComponentsFor', () => {
     assert.equal(main?.image, 'registry.example/pos:2.4.1', 'the rest of the component is carried as is');
   });
 
+  test("an agent component carries its artifact, resolved by the lookup, and the artifact's version", () => {
+    const sha = 'b'.repeat(64);
+    const ref = { name: 'driftless-agent', version: '0.2.0', sha256: sha, size: 10, signature: 'c2ln' };
+    const agentTemplate: Template = { version: '7', components: [{ name: 'agent', agent: { artifact: sha } }] };
+    const [resolved] = desiredComponentsFor(store12, [target('fleet-agent', {}, agentTemplate)], (s) => (s === sha ? ref : null));
+    assert.deepEqual(resolved?.artifact, ref);
+    assert.equal(resolved?.version, '0.2.0');
+    const [unknown] = desiredComponentsFor(store12, [target('fleet-agent', {}, agentTemplate)]);
+    assert.equal(unknown?.artifact, undefined, 'an unknown artifact is not invented; the device reports it cannot get it');
+    assert.equal(unknown?.version, '7');
+  });
+
   test('a device held back by the rollout gets nothing of that deployment', () => {
     assert.deepEqual(desiredComponentsFor(store12, [target('pos', {}, pos, 1, ['pos-01'])]), []);
   });

@@ -1,4 +1,5 @@
 import { contentHash } from '../../protocol/canonical.ts';
+import type { ArtifactRef } from '../../protocol/artifacts.ts';
 import type { DesiredComponent, DesiredState } from '../../protocol/messages.ts';
 import type { Labels, Selector, Template } from '../../protocol/resources.ts';
 import { selectorMatches } from '../../protocol/selectors.ts';
@@ -20,14 +21,18 @@ export type DeviceFacts = { name: string; labels: Labels; site: string | null };
  * The components a device must run: one entry per component of every Deployment that selects it,
  * in a stable order. Pure: the same inputs always give the same list.
  */
-export function desiredComponentsFor(device: DeviceFacts, deployments: readonly DeploymentTarget[]): DesiredComponent[] {
+export function desiredComponentsFor(device: DeviceFacts, deployments: readonly DeploymentTarget[], artifactOf: (sha256: string) => ArtifactRef | null = () => null): DesiredComponent[] {
   const out: DesiredComponent[] = [];
   for (const deployment of deployments) {
     if (!selectorMatches(deployment.selector, device)) continue;
     const release = deployment.releaseFor(device.name);
     if (!release) continue;
     for (const component of release.template.components) {
-      out.push({ ...component, deployment: deployment.name, revision: release.revision, version: component.version ?? release.template.version });
+      const desired: DesiredComponent = { ...component, deployment: deployment.name, revision: release.revision, version: component.version ?? release.template.version };
+      // The agent's release travels with its signed description; its version is the release's own.
+      const artifact = component.agent ? artifactOf(component.agent.artifact) : null;
+      if (artifact) Object.assign(desired, { artifact, version: artifact.version });
+      out.push(desired);
     }
   }
   return out.sort((a, b) => (a.deployment === b.deployment ? cmp(a.name, b.name) : cmp(a.deployment, b.deployment)));

@@ -51,10 +51,12 @@ export function createDesiredService(deps: { signingKey: KeyObject; keyId: strin
       const wanted = only ? new Set(only) : null;
       const devices = listed.filter((d): d is NonNullable<typeof d> => d !== null && d.status === 'accepted' && (!wanted || wanted.has(d.name)));
       const issuedAt = new Date(deps.now()).toISOString();
+      const artifacts = new Map((await store.listArtifacts()).map((a) => [a.sha256, { name: a.name, version: a.version, sha256: a.sha256, size: a.size, signature: a.signature }]));
+      const artifactOf = (sha256: string) => artifacts.get(sha256) ?? null;
       const changed: SignedDesiredState[] = [];
       for (const device of devices) {
         const previous = await store.getDesired(device.name);
-        const next = nextDesiredState(device.name, desiredComponentsFor(device, targets), previous, issuedAt);
+        const next = nextDesiredState(device.name, desiredComponentsFor(device, targets, artifactOf), previous, issuedAt);
         if (!next) continue;
         const document: SignedDesiredState = { payload: next.state, keyId: deps.keyId, signature: signValue(deps.signingKey, next.state) };
         await store.putDesired({ device: device.name, generation: next.state.generation, contentHash: next.contentHash, document, issuedAt });

@@ -53,6 +53,7 @@ async function applyDevice(store: Store, resource: DeviceResource, nowIso: strin
 async function applyDeployment(store: Store, rollouts: RolloutEngine, resource: DeploymentResource, nowIso: string): Promise<ApplyOutcome> {
   const name = resource.metadata.name;
   const labels = resource.metadata.labels ?? {};
+  await checkAgentReleases(store, resource);
   const existing = await store.getDeployment(name);
   const templateHash = contentHash(resource.spec.template);
   const latest = existing ? await store.getRevision(name, existing.revision) : null;
@@ -75,6 +76,19 @@ async function applyDeployment(store: Store, rollouts: RolloutEngine, resource: 
   await store.putDeployment(record);
   if (newRevision) await rollouts.release(store, record, revision, nowIso);
   return { kind: 'Deployment', name, action: existing ? 'configured' : 'created', revision };
+}
+
+/** An agent component names an uploaded artifact, and the version it states (if any) is the artifact's. */
+async function checkAgentReleases(store: Store, resource: DeploymentResource): Promise<void> {
+  for (const [i, component] of resource.spec.template.components.entries()) {
+    if (!component.agent) continue;
+    const field = `Deployment ${resource.metadata.name}: spec.template.components[${i}]`;
+    const artifact = await store.getArtifact(component.agent.artifact);
+    if (!artifact) throw new DriftlessError('invalid-input', `${field}.agent.artifact: no artifact ${component.agent.artifact} was uploaded; push it first with \`driftless artifact push\``);
+    if (component.version !== undefined && component.version !== artifact.version) {
+      throw new DriftlessError('invalid-input', `${field}.version: "${component.version}" differs from the artifact's version "${artifact.version}"; leave it out or make them equal`);
+    }
+  }
 }
 
 /** A device may name a site nobody has described yet; the site then exists with no labels. */

@@ -5,19 +5,18 @@ import { loadPublicKey, sessionChallenge, verifyText } from '../../protocol/sign
 import type { AppDeps } from '../app.ts';
 import { hashToken, issueSessionToken } from '../auth/tokens.ts';
 import { ensureSite } from '../fleet/apply.ts';
-import { createStatusWriter } from '../status-writer.ts';
+import type { StatusWriter } from '../status-writer.ts';
 
 const SESSION_MS = 60 * 60 * 1000;
 const CLOCK_SKEW_MS = 5 * 60 * 1000;
 
 /** The device side of the API: enrol, prove identity, pull desired state, push status. */
-export function registerDeviceRoutes(app: FastifyInstance, deps: AppDeps): void {
-  const { store, desired, presence } = deps;
-  const statusWriter = createStatusWriter(store);
+export function registerDeviceRoutes(app: FastifyInstance, deps: AppDeps & { statusWriter: StatusWriter }): void {
+  const { store, desired, presence, statusWriter } = deps;
 
   app.post<{ Body: EnrollRequest }>(
     '/v1/enroll',
-    { config: { access: 'public' }, schema: { tags: ['device'], summary: 'Enrol a device with an enrollment token and its public key', body: EnrollRequest } },
+    { config: { access: 'public', admission: true }, schema: { tags: ['device'], summary: 'Enrol a device with an enrollment token and its public key', body: EnrollRequest } },
     async (request, reply): Promise<EnrollResponse> => {
       const body = request.body;
       const token = await store.findEnrollToken(hashToken(body.token));
@@ -60,7 +59,7 @@ export function registerDeviceRoutes(app: FastifyInstance, deps: AppDeps): void 
 
   app.post<{ Body: SessionRequest }>(
     '/v1/device/session',
-    { config: { access: 'public' }, schema: { tags: ['device'], summary: 'Exchange a signature by the device key for a session token', body: SessionRequest } },
+    { config: { access: 'public', admission: true }, schema: { tags: ['device'], summary: 'Exchange a signature by the device key for a session token', body: SessionRequest } },
     async (request): Promise<SessionResponse> => {
       const { device: name, timestamp, signature } = request.body;
       const nowMs = deps.now();
@@ -85,15 +84,18 @@ export function registerDeviceRoutes(app: FastifyInstance, deps: AppDeps): void 
       presence.saw(device, deps.now());
       const served = desired.served(device);
       if (!served) throw new DriftlessError('not-found', `no desired state for device "${device}"`);
-      void reply.header('etag', served.etag).header('cache-control', 'no-cache');
-      if (request.headers['if-none-match'] === served.etag) return reply.status(304).send();
-      return reply.type('application/json').send(served.body);
+      if (request.headers['if-none-match'] === served.etag) return reply.header('etag', served.etag).header('cache-control', 'no-cache').status(304).send();
+      // A whole document to send is costly enough to wait its turn when thousands return at once;
+      // after the wait, the newest one is sent.
+      await reply.admit();
+      const current = desired.served(device) ?? served;
+      return reply.header('etag', current.etag).header('cache-control', 'no-cache').type('application/json').send(current.body);
     },
   );
 
   app.post<{ Body: StatusReport }>(
     '/v1/device/status',
-    { config: { access: 'device' }, schema: { tags: ['device'], summary: 'Report component states and events', body: StatusReport } },
+    { config: { access: 'device', admission: true }, schema: { tags: ['device'], summary: 'Report component states and events', body: StatusReport } },
     async (request) => {
       const device = request.device!;
       const report = request.body;

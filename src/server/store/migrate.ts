@@ -3,12 +3,16 @@ import type { Database } from './schema.ts';
 import * as initial from './migrations/001-initial.ts';
 import * as rollouts from './migrations/002-rollouts.ts';
 import * as releasePrevious from './migrations/003-release-previous.ts';
+import * as telemetry from './migrations/004-telemetry.ts';
+import * as artifacts from './migrations/005-artifacts.ts';
 
 /** Migrations are listed here explicitly, in order, so a bundle or single executable carries them. */
 const migrations: Record<string, Migration> = {
   '001-initial': initial,
   '002-rollouts': rollouts,
   '003-release-previous': releasePrevious,
+  '004-telemetry': telemetry,
+  '005-artifacts': artifacts,
 };
 
 /** Brings the store's schema to the newest migration; the migrations themselves are untyped (they describe the change). */

@@ -34,6 +34,10 @@ export type Database = {
     enrolled_at: string;
     last_seen: string | null;
     applied_generation: number;
+    /** Telemetry stored up to this sequence number (a resend at or below it is a duplicate). */
+    telemetry_seq: number;
+    /** Records the device reported dropping from its full outbox, a running total. */
+    telemetry_dropped: number;
   };
   deployments: {
     name: string;
@@ -105,4 +109,8 @@ export type Database = {
     message: string;
     received_at: string;
   };
+  device_logs: { device: string; seq: number; at: string; component: string; line: string };
+  artifacts: { sha256: string; name: string; version: string; size: number; signature: string; created_at: string };
+  /** `component` is '' for host metrics. */
+  device_metrics: { device: string; seq: number; at: string; component: string; name: string; value: number };
 };

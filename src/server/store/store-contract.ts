@@ -220,6 +220,16 @@ export function describeStoreContract(engine: string, open: OpenStore): void {
       assert.deepEqual((await store.listEvents('pos-01', 2)).map((e) => e.seq), [3, 2]);
     });
 
+    test('artifacts: put keeps the first record of a digest, get and list read it back with its size as a number', async () => {
+      const a = { sha256: 'a'.repeat(64), name: 'driftless-agent', version: '0.2.0', size: 3 * 2 ** 30, signature: 'c2ln', createdAt: T0 };
+      await store.putArtifact(a);
+      await store.putArtifact({ ...a, signature: 'b3RoZXI=', createdAt: T1 });
+      await store.putArtifact({ ...a, sha256: 'b'.repeat(64), version: '0.3.0', createdAt: T2 });
+      assert.deepEqual(await store.getArtifact(a.sha256), a);
+      assert.equal(await store.getArtifact('c'.repeat(64)), null);
+      assert.deepEqual((await store.listArtifacts()).map((x) => x.version), ['0.3.0', '0.2.0']);
+    });
+
     test('a transaction commits all its writes', async () => {
       const result = await store.transaction(async (tx) => {
         await tx.insertDevice(device('pos-01'));

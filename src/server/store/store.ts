@@ -1,5 +1,6 @@
 import type { Kysely, Transaction } from 'kysely';
-import type { ComponentStatus, DeviceEvent, Facts, SignedDesiredState } from '../../protocol/messages.ts';
+import type { ArtifactRef } from '../../protocol/artifacts.ts';
+import type { ComponentStatus, DeviceEvent, Facts, SignedDesiredState, TelemetryRecord } from '../../protocol/messages.ts';
 import type { DeploymentSpec, Labels, SiteSpec, Template } from '../../protocol/resources.ts';
 import type { Database } from './schema.ts';
 
@@ -46,6 +47,10 @@ export type RolloutRecord = {
 export type DesiredRecord = { device: string; generation: number; contentHash: string; document: SignedDesiredState; issuedAt: string };
 export type ComponentRecord = ComponentStatus & { device: string; reportedAt: string };
 export type EventRecord = DeviceEvent & { device: string; receivedAt: string };
+export type LogLine = { seq: number; at: string; component: string; line: string };
+/** `component` is null for a host metric. */
+export type MetricPoint = { seq: number; at: string; component: string | null; name: string; value: number };
+export type TelemetryMark = { seq: number; dropped: number };
 export type ReleaseRecord = {
   deployment: string;
   device: string;
@@ -65,6 +70,8 @@ export type IncidentRecord = {
   openedAt: string;
   closedAt: string | null;
 };
+/** An uploaded artifact: what it claims to be and the server's signature over that claim. */
+export type ArtifactRecord = ArtifactRef & { createdAt: string };
 export type TokenRecord = { id: string; role: string; description: string; createdAt: string; expiresAt: string | null; revokedAt: string | null };
 
 /**
@@ -125,9 +132,33 @@ export type Store = {
   recordEvents(device: string, receivedAt: string, events: DeviceEvent[]): Promise<number>;
   listEvents(device: string, limit: number): Promise<EventRecord[]>;
   listStatusHistory(device: string, limit: number): Promise<{ generation: number; reportedAt: string; components: ComponentStatus[] }[]>;
+
+  /**
+   * Stores the records numbered above the device's telemetry mark (lower ones were stored by an
+   * earlier delivery of the same batch) and moves the mark; returns the new mark.
+   */
+  recordTelemetry(device: string, receivedAt: string, records: readonly TelemetryRecord[], dropped: number): Promise<TelemetryMark>;
+  getTelemetryMark(device: string): Promise<TelemetryMark | null>;
+  /** Records every device reported dropping, added up. */
+  sumTelemetryDropped(): Promise<number>;
+  /** Output lines in sequence order: the first `limit` after `after`, or with `newest` the last `limit`. */
+  listLogs(device: string, query: { component?: string; after?: number; limit: number; newest?: boolean }): Promise<LogLine[]>;
+  /** The newest metric points first. */
+  listMetrics(device: string, query: { name?: string; component?: string; since?: string; limit: number }): Promise<MetricPoint[]>;
+  /** Forgets telemetry older than the cutoffs (retention). */
+  pruneTelemetry(cutoff: { logsBefore: string; metricsBefore: string }): Promise<void>;
+
+  getArtifact(sha256: string): Promise<ArtifactRecord | null>;
+  /** Newest first. */
+  listArtifacts(): Promise<ArtifactRecord[]>;
+  /** Records an artifact; one already recorded with the same digest is left as it is. */
+  putArtifact(artifact: ArtifactRecord): Promise<void>;
 };
 
 const json = (value: unknown) => JSON.stringify(value);
+function* slices<T>(items: readonly T[], size: number): Generator<T[]> {
+  for (let i = 0; i < items.length; i += size) yield items.slice(i, i + size);
+}
 const parse = <T>(text: string): T => JSON.parse(text) as T;
 
 type Db = Kysely<Database> | Transaction<Database>;
@@ -197,6 +228,8 @@ function storeOn(root: Kysely<Database>, db: Db): Store {
           enrolled_at: d.enrolledAt,
           last_seen: d.lastSeen,
           applied_generation: d.appliedGeneration,
+          telemetry_seq: 0,
+          telemetry_dropped: 0,
         })
         .execute();
     },
@@ -409,6 +442,70 @@ function storeOn(root: Kysely<Database>, db: Db): Store {
       }
       return added;
     },
+    async recordTelemetry(device, receivedAt, records, dropped) {
+      const row = await db.selectFrom('devices').select(['telemetry_seq', 'telemetry_dropped']).where('name', '=', device).executeTakeFirstOrThrow();
+      const fresh = records.filter((r) => r.seq > row.telemetry_seq).sort((a, b) => a.seq - b.seq);
+      const logs: Database['device_logs'][] = [];
+      const metrics: Database['device_metrics'][] = [];
+      const events: DeviceEvent[] = [];
+      for (const r of fresh) {
+        if (r.kind === 'log') logs.push({ device, seq: r.seq, at: r.at, component: r.component, line: r.line });
+        else if (r.kind === 'metric') metrics.push({ device, seq: r.seq, at: r.at, component: r.component ?? '', name: r.name, value: r.value });
+        else events.push({ seq: r.seq, at: r.at, type: r.type, ...(r.component === undefined ? {} : { component: r.component }), message: r.message });
+      }
+      // Multi-row inserts: a batch of thousands of lines costs a few statements, not thousands.
+      for (const rows of slices(logs, 400)) await db.insertInto('device_logs').values(rows).execute();
+      for (const rows of slices(metrics, 400)) await db.insertInto('device_metrics').values(rows).execute();
+      if (events.length > 0) await store.recordEvents(device, receivedAt, events);
+      const mark = { seq: Math.max(row.telemetry_seq, fresh.at(-1)?.seq ?? 0), dropped: Math.max(row.telemetry_dropped, dropped) };
+      if (mark.seq !== row.telemetry_seq || mark.dropped !== row.telemetry_dropped) {
+        await db.updateTable('devices').set({ telemetry_seq: mark.seq, telemetry_dropped: mark.dropped }).where('name', '=', device).execute();
+      }
+      return mark;
+    },
+    async getTelemetryMark(device) {
+      const row = await db.selectFrom('devices').select(['telemetry_seq', 'telemetry_dropped']).where('name', '=', device).executeTakeFirst();
+      return row ? { seq: row.telemetry_seq, dropped: row.telemetry_dropped } : null;
+    },
+    async sumTelemetryDropped() {
+      const row = await db.selectFrom('devices').select((eb) => eb.fn.sum<number>('telemetry_dropped').as('dropped')).executeTakeFirst();
+      return Number(row?.dropped ?? 0);
+    },
+    async listLogs(device, query) {
+      let q = db.selectFrom('device_logs').select(['seq', 'at', 'component', 'line']).where('device', '=', device);
+      if (query.component !== undefined) q = q.where('component', '=', query.component);
+      if (query.after !== undefined) q = q.where('seq', '>', query.after);
+      if (query.newest) return (await q.orderBy('seq', 'desc').limit(query.limit).execute()).reverse();
+      return q.orderBy('seq').limit(query.limit).execute();
+    },
+    async listMetrics(device, query) {
+      let q = db.selectFrom('device_metrics').select(['seq', 'at', 'component', 'name', 'value']).where('device', '=', device);
+      if (query.name !== undefined) q = q.where('name', '=', query.name);
+      if (query.component !== undefined) q = q.where('component', '=', query.component);
+      if (query.since !== undefined) q = q.where('at', '>=', query.since);
+      const rows = await q.orderBy('seq', 'desc').limit(query.limit).execute();
+      return rows.map((r) => ({ ...r, component: r.component === '' ? null : r.component }));
+    },
+    async pruneTelemetry(cutoff) {
+      await db.deleteFrom('device_logs').where('at', '<', cutoff.logsBefore).execute();
+      await db.deleteFrom('device_metrics').where('at', '<', cutoff.metricsBefore).execute();
+    },
+
+    async getArtifact(sha256) {
+      const row = await db.selectFrom('artifacts').selectAll().where('sha256', '=', sha256).executeTakeFirst();
+      return row ? artifactFromRow(row) : null;
+    },
+    async listArtifacts() {
+      return (await db.selectFrom('artifacts').selectAll().orderBy('created_at', 'desc').orderBy('name').execute()).map(artifactFromRow);
+    },
+    async putArtifact(a) {
+      await db
+        .insertInto('artifacts')
+        .values({ sha256: a.sha256, name: a.name, version: a.version, size: a.size, signature: a.signature, created_at: a.createdAt })
+        .onConflict((oc) => oc.column('sha256').doNothing())
+        .execute();
+    },
+
     async listEvents(device, limit) {
       const rows = await db.selectFrom('device_events').selectAll().where('device', '=', device).orderBy('seq', 'desc').limit(limit).execute();
       return rows.map((row) => ({
@@ -490,6 +587,10 @@ function incidentFromRow(row: Database['incidents']): IncidentRecord {
 }
 function desiredFromRow(row: Database['device_desired']): DesiredRecord {
   return { device: row.device, generation: Number(row.generation), contentHash: row.content_hash, document: parse(row.document), issuedAt: row.issued_at };
+}
+
+function artifactFromRow(row: Database['artifacts']): ArtifactRecord {
+  return { sha256: row.sha256, name: row.name, version: row.version, size: Number(row.size), signature: row.signature, createdAt: row.created_at };
 }
 
 /** Records grouped by a key (a device's components, a deployment's releases), in their listed order. */

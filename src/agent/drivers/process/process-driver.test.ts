@@ -141,6 +141,7 @@ describe('process driver', () => {
         exitCode: null,
         startedAt: 'string',
         ports: { [port]: port, 8080: 9000 },
+        restarts: 0,
       },
     );
     const pid = pidOf(dataDir, 'app.web');

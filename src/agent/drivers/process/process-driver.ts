@@ -7,6 +7,7 @@ import path from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import type { DesiredComponent } from '../../../protocol/messages.ts';
 import { DriverError, type Instance, type InstanceSpec, type RuntimeDriver } from '../driver.ts';
+import { readOutput } from './output.ts';
 
 /**
  * Runs components without `image:` as supervised native processes.
@@ -597,6 +598,7 @@ export function createProcessDriver(opts: ProcessDriverOptions): RuntimeDriver {
       exitCode: running ? null : record.exitCode,
       startedAt: record.startedAt,
       ports: declaredPorts(record.spec.ports),
+      restarts: record.restarts,
     };
   }
 
@@ -715,6 +717,12 @@ export function createProcessDriver(opts: ProcessDriverOptions): RuntimeDriver {
         entries.delete(key);
         await deleteInventory(key);
       });
+    },
+
+    async readLogs(key, cursor, maxBytes, maxLines) {
+      checkKey(key);
+      const dir = dirOf(key);
+      return readOutput(path.join(dir, outputFile), path.join(dir, rotatedOutputFile), cursor, maxBytes, maxLines);
     },
 
     async exec(key, command, signal) {
