@@ -1,3 +1,4 @@
+import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { randomInt } from 'node:crypto';
 import { killPids, run, runOk } from './child.ts';
@@ -126,4 +127,96 @@ export async function createLan(): Promise<Lan> {
     throw error;
   }
   return lan;
+}
+
+export type LinkDegradation = {
+  /** Takes the loss and the bandwidth cap away again; safe to call twice. */
+  restore(): Promise<void>;
+};
+
+export type DegradeOptions = {
+  /** Packets dropped at random, in each direction, in percent (0 for none). */
+  lossPercent?: number;
+  /** A `tc tbf` cap on each end of the veth, in kbit/s (omit for none). */
+  rateKbit?: number;
+  /** The token bucket's size, in kbit. */
+  burstKbit?: number;
+  /** How long a packet may wait in the bucket's queue before it is dropped. */
+  queueLatencyMs?: number;
+};
+
+/**
+ * Degrades a host's link the ways this kernel allows without `netem`: random loss with nftables
+ * (`numgen random`, a table of this helper's own inside the host's namespace, on its input and
+ * output through eth0: both directions) and a bandwidth cap with `tc tbf` on each end of the veth.
+ * Latency comes from a TCP proxy (tcp-proxy.ts). Everything lives on the host's own devices and
+ * namespace, so `lan.cleanup()` removes it too when a failing test never calls `restore()`.
+ */
+export async function degradeLink(host: LanHost, opts: DegradeOptions): Promise<LinkDegradation> {
+  const loss = opts.lossPercent ?? 0;
+  if (!(loss >= 0 && loss <= 100)) throw new Error(`lossPercent must be within 0..100, got ${loss}`);
+  const table = `dl_loss_${uniqueTag()}`;
+  const inNs = (command: string, args: string[]) => runOk('ip', ['netns', 'exec', host.ns, command, ...args]);
+  const undo: (() => Promise<unknown>)[] = [];
+  const restore = async () => {
+    while (undo.length > 0) await undo.pop()!();
+  };
+  try {
+    if (loss > 0) {
+      await assertTool('nft', 'nftables');
+      const rules = `table inet ${table} {
+  chain loss_in { type filter hook input priority -150; policy accept; iifname "eth0" numgen random mod 100 < ${loss} counter drop; }
+  chain loss_out { type filter hook output priority -150; policy accept; oifname "eth0" numgen random mod 100 < ${loss} counter drop; }
+}
+`;
+      const made = await runWithInput(['ip', 'netns', 'exec', host.ns, 'nft', '-f', '-'], rules);
+      if (made.code !== 0) throw new Error(`nft could not add the loss rules in ${host.ns}: ${made.stderr.trim()}`);
+      undo.push(() => run('ip', ['netns', 'exec', host.ns, 'nft', 'delete', 'table', 'inet', table]));
+    }
+    if (opts.rateKbit !== undefined) {
+      await assertTool('tc', 'iproute2');
+      const tbf = ['root', 'tbf', 'rate', `${opts.rateKbit}kbit`, 'burst', `${opts.burstKbit ?? 16}kbit`, 'latency', `${opts.queueLatencyMs ?? 400}ms`];
+      await runOk('tc', ['qdisc', 'add', 'dev', host.link, ...tbf]);
+      undo.push(() => run('tc', ['qdisc', 'del', 'dev', host.link, 'root']));
+      await inNs('tc', ['qdisc', 'add', 'dev', 'eth0', ...tbf]);
+      undo.push(() => run('ip', ['netns', 'exec', host.ns, 'tc', 'qdisc', 'del', 'dev', 'eth0', 'root']));
+    }
+  } catch (error) {
+    await restore();
+    throw error;
+  }
+  return { restore };
+}
+
+/** What is applied to a host's link right now, for failure messages and to prove a restore. */
+export async function linkShaping(host: LanHost): Promise<{ nftTables: string[]; qdiscs: string[]; droppedPackets: number }> {
+  const tables = await run('ip', ['netns', 'exec', host.ns, 'nft', 'list', 'tables']);
+  const ruleset = await run('ip', ['netns', 'exec', host.ns, 'nft', 'list', 'ruleset']);
+  const droppedPackets = [...ruleset.stdout.matchAll(/counter packets (\d+) bytes \d+ drop/g)].reduce((sum, m) => sum + Number(m[1]), 0);
+  const outer = await run('tc', ['qdisc', 'show', 'dev', host.link]);
+  const inner = await run('ip', ['netns', 'exec', host.ns, 'tc', 'qdisc', 'show', 'dev', 'eth0']);
+  return {
+    nftTables: tables.stdout.split('\n').map((l) => l.trim()).filter((l) => l.includes('dl_loss_')),
+    qdiscs: [...outer.stdout.split('\n'), ...inner.stdout.split('\n')].map((l) => l.trim()).filter((l) => l.startsWith('qdisc tbf')),
+    droppedPackets,
+  };
+}
+
+/** Fails (never skips) when a tool is missing, saying how to fix the machine. */
+async function assertTool(command: 'nft' | 'tc', debianPackage: string): Promise<void> {
+  const probe = await run(command, [command === 'tc' ? '-V' : '--version']).catch(() => ({ code: -1 }));
+  if (probe.code !== 0) {
+    throw new Error(`\`${command}\` is not usable: run \`bash scripts/setup-system.sh\` as root (it installs ${debianPackage})`);
+  }
+}
+
+function runWithInput(argv: readonly string[], input: string): Promise<{ code: number | null; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(argv[0]!, argv.slice(1), { stdio: ['pipe', 'ignore', 'pipe'] });
+    let stderr = '';
+    child.stderr.setEncoding('utf8').on('data', (s: string) => (stderr += s));
+    child.once('error', (e) => resolve({ code: null, stderr: String(e) }));
+    child.once('close', (code) => resolve({ code, stderr }));
+    child.stdin.end(input);
+  });
 }
