@@ -140,7 +140,7 @@ export function createAgent(deps: AgentDeps): Agent {
     }
     identity ??= createIdentity(storage, deps.name, deps.serverUrl);
     if (identity.serverKey) return;
-    for (let attempt = 0; ; attempt++) {
+    for (;;) {
       try {
         const answer = await serverClient().enroll({
           token: deps.enrollToken,
@@ -153,14 +153,16 @@ export function createAgent(deps: AgentDeps): Agent {
         identity = pinServerKey(storage, identity, answer.serverKey);
         keys = keysOf(identity);
         if (deps.pollSeconds === undefined) pollSeconds = answer.pollSeconds;
+        gate.succeeded();
         log(`enrolled as ${identity.name} with ${deps.serverUrl}`);
         return;
       } catch (error) {
-        if (!(error instanceof DriftlessError) || error.code !== 'unavailable' || abort.signal.aborted) {
+        // Unreachable or busy is worth waiting for (with the same back-off as every contact); anything else is a refusal.
+        if (abort.signal.aborted || !gate.failed(error, now())) {
           throw new DriftlessError(error instanceof DriftlessError ? error.code : 'internal', `enrollment refused: ${(error as Error).message}`);
         }
-        const delay = Math.min(30_000, 1_000 * 2 ** attempt);
-        log(`${(error as Error).message}; retrying enrollment in ${delay / 1000}s`);
+        const delay = gate.waitMs(now());
+        log(`${(error as Error).message}; retrying enrollment in ${Math.round(delay / 1000)}s`);
         await new Promise((resolve) => setTimeout(resolve, delay));
       }
     }
@@ -168,8 +170,15 @@ export function createAgent(deps: AgentDeps): Agent {
 
   async function pull(): Promise<void> {
     if (!keys || !identity) return;
+    let answer;
+    try {
+      answer = await serverClient().fetchDesired(etag);
+    } catch (error) {
+      // A lost link or a busy server is retried on the back-off's schedule, not a whole poll interval later.
+      if (!(error instanceof DriftlessError) || (error.code !== 'unavailable' && error.code !== 'busy')) lastPollMs = now();
+      throw error;
+    }
     lastPollMs = now();
-    const answer = await serverClient().fetchDesired(etag);
     if (answer.status === 304) return;
     const verdict = verifyDesiredState(answer.document, keys.server, identity.name, trusted);
     if (!verdict.ok) {
