@@ -231,6 +231,61 @@ describe('container driver against Podman', () => {
     assert.deepEqual((await driver.list()).filter((i) => i.key === 'ghost.web'), []);
   });
 
+  test('readLogs returns every line of stdout and stderr exactly once, in pieces and across later output', async () => {
+    // 600 lines in well under a second, so most share one timestamp second: the reads below
+    // split that second many times. "tail" has no newline (the engine logs a partial line), and
+    // the later output, written once /tmp/go exists, follows it in the same stream.
+    const script = [
+      'for i in $(seq 1 300); do echo "out $i"; echo "err $i" >&2; done',
+      "printf tail",
+      'while [ ! -e /tmp/go ]; do sleep 0.05; done',
+      'echo "later 1"; echo "later 2" >&2',
+      'sleep 1000',
+    ].join('; ');
+    await driver.create(spec('logs', { name: 'web', command: ['sh', '-c', script] }));
+    const expected = [...Array.from({ length: 300 }, (_, i) => [`out ${i + 1}`, `err ${i + 1}`]).flat(), 'tail'];
+
+    let cursor: Record<string, unknown> | null = null;
+    /** Reads in pieces of at most 50 lines until `want` lines arrived and a read finds nothing more. */
+    const readUntil = async (want: number): Promise<string[]> => {
+      const got: string[] = [];
+      const deadline = Date.now() + 15_000;
+      for (;;) {
+        const read = await driver.readLogs!('logs.web', cursor, 1 << 20, 50);
+        assert.ok(read.lines.length <= 50);
+        got.push(...read.lines);
+        cursor = read.cursor;
+        if (read.lines.length === 0 && got.length >= want) return got;
+        assert.ok(Date.now() < deadline, `caught up with ${got.length} of ${want} lines: ${JSON.stringify(got.slice(-5))}`);
+        if (read.lines.length === 0) await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+    };
+
+    const first = await readUntil(expected.length);
+    const stream = (lines: string[], prefix: RegExp) => lines.filter((l) => prefix.test(l));
+    assert.deepEqual(stream(first, /^(out|tail)/), stream(expected, /^(out|tail)/), 'stdout once each, in order');
+    assert.deepEqual(stream(first, /^err/), stream(expected, /^err/), 'stderr once each, in order');
+    assert.equal(first.length, expected.length, 'nothing else, nothing twice');
+
+    const go = await driver.exec!('logs.web', ['touch', '/tmp/go'], AbortSignal.timeout(10_000));
+    assert.equal(go.exitCode, 0, go.output);
+    const later = await readUntil(2);
+    assert.deepEqual([...later].sort(), ['later 1', 'later 2'], 'only the new lines');
+    assert.deepEqual((await driver.readLogs!('logs.web', cursor, 1 << 20, 50)).lines, []);
+
+    // Another container under the same key starts over: the cursor names the container it read.
+    await driver.create(spec('logs', { name: 'web', command: ['sh', '-c', 'echo fresh; sleep 1000'] }, 'h2'));
+    const deadline = Date.now() + 10_000;
+    let fresh = await driver.readLogs!('logs.web', cursor, 1 << 20, 50);
+    while (fresh.lines.length === 0 && Date.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      fresh = await driver.readLogs!('logs.web', cursor, 1 << 20, 50);
+    }
+    assert.deepEqual(fresh.lines, ['fresh']);
+    await driver.remove('logs.web');
+    assert.deepEqual(await driver.readLogs!('logs.web', fresh.cursor, 1 << 20, 50), { lines: [], cursor: fresh.cursor });
+  });
+
   test('an unreachable engine is runtime-unavailable', async () => {
     const nowhere = createContainerDriver({ agentId, socketPath: '/nonexistent/podman.sock' });
     await rejectsWith(nowhere.list(), 'runtime-unavailable');

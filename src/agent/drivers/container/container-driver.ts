@@ -4,6 +4,7 @@ import { PassThrough } from 'node:stream';
 import Docker from 'dockerode';
 import type { ContainerCreateOptions, ContainerInfo, ContainerInspectInfo } from 'dockerode';
 import { DriverError } from '../driver.ts';
+import { demuxLogStream, linesAfter, sinceOf } from './container-logs.ts';
 import type { DriverFailure, Instance, InstanceSpec, RuntimeDriver } from '../driver.ts';
 
 /**
@@ -250,6 +251,21 @@ export function createContainerDriver(opts: ContainerDriverOptions): RuntimeDriv
         if (signal.aborted) throw signal.reason;
         throw engineError(err, 'start-failed', `exec in ${nameOf(key)}`);
       }
+    },
+
+    async readLogs(key, cursor, maxBytes, maxLines = Number.POSITIVE_INFINITY) {
+      assertOpen();
+      const info = await inspectOwned(key, 'absent');
+      if (!info) return { lines: [], cursor: cursor ?? {} };
+      let data: Buffer;
+      try {
+        data = await docker.getContainer(info.Id).logs({ stdout: true, stderr: true, timestamps: true, follow: false, since: sinceOf(info.Id, cursor) });
+      } catch (err) {
+        throw engineError(err, 'runtime-unavailable', `read the output of ${nameOf(key)}`);
+      }
+      // With a TTY there are no frames, and lines end in \r\n.
+      const text = info.Config.Tty ? data.toString('utf8').replaceAll('\r\n', '\n') : demuxLogStream(data);
+      return linesAfter(info.Id, text, cursor, maxBytes, maxLines);
     },
 
     async close(): Promise<void> {
