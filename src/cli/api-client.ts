@@ -7,17 +7,20 @@ export type Api = {
   /** A GET whose answer is text (Markdown, say), not JSON. */
   text(path: string): Promise<string>;
   post<T>(path: string, body: unknown): Promise<T>;
+  /** A POST of raw bytes (an artifact, say), with a deadline long enough for a large file. */
+  upload<T>(path: string, bytes: Buffer): Promise<T>;
 };
 
 export function createApi(connection: Connection): Api {
   async function request<T>(method: string, path: string, body?: unknown, asText = false): Promise<T> {
     let response: Response;
+    const raw = Buffer.isBuffer(body);
     try {
       response = await fetch(`${connection.server}${path}`, {
         method,
-        headers: { authorization: `Bearer ${connection.token}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
-        ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-        signal: AbortSignal.timeout(60_000),
+        headers: { authorization: `Bearer ${connection.token}`, ...(body === undefined ? {} : { 'content-type': raw ? 'application/octet-stream' : 'application/json' }) },
+        ...(body === undefined ? {} : { body: raw ? body : JSON.stringify(body) }),
+        signal: AbortSignal.timeout(raw ? 10 * 60_000 : 60_000),
       });
     } catch (error) {
       const cause = networkFailure(error);
@@ -38,5 +41,5 @@ export function createApi(connection: Connection): Api {
     }
     return parsed as T;
   }
-  return { get: (path) => request('GET', path), text: (path) => request<string>('GET', path, undefined, true), post: (path, body) => request('POST', path, body) };
+  return { get: (path) => request('GET', path), text: (path) => request<string>('GET', path, undefined, true), post: (path, body) => request('POST', path, body), upload: (path, bytes) => request('POST', path, bytes) };
 }

@@ -112,7 +112,7 @@ function buildProgram(): Command {
     .option('--token <token>', 'API token (else DRIFTLESS_TOKEN, else the local config file)')
     .addOption(new Option('-o, --output <format>', 'json or yaml'))
     .action(async (file: string, flags: { name: string; version: string; output?: string; server?: string; token?: string }) =>
-      artifactPushCommand(resolveConnection(flags), file, flags, parseOutputFormat(flags.output)),
+      artifactPushCommand(api(flags), file, flags, parseOutputFormat(flags.output)),
     );
   artifact
     .command('list')
@@ -120,7 +120,7 @@ function buildProgram(): Command {
     .option('--server <url>', 'server URL (else DRIFTLESS_SERVER, else the local config file)')
     .option('--token <token>', 'API token (else DRIFTLESS_TOKEN, else the local config file)')
     .addOption(new Option('-o, --output <format>', 'json or yaml'))
-    .action(async (flags: { output?: string; server?: string; token?: string }) => artifactListCommand(resolveConnection(flags), parseOutputFormat(flags.output)));
+    .action(async (flags: { output?: string; server?: string; token?: string }) => artifactListCommand(api(flags), parseOutputFormat(flags.output)));
 
   client('drift')
     .description('every device whose actual state differs from desired, and why')

@@ -1,11 +1,12 @@
 import assert from 'node:assert/strict';
 import { mkdirSync } from 'node:fs';
-import { createServer, request, type IncomingMessage, type Server } from 'node:http';
+import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { after, before, describe, it } from 'node:test';
 import { findProcesses, killPids, spawnChild, type Child } from '../support/child.ts';
+import { forwardRequest } from '../support/desired-state-proxy.ts';
 import { componentOf, createFleet, DRIFTLESS, ROOT, uniqueTag, type Fleet } from '../support/fleet.ts';
 import { waitFor, waitUntil } from '../support/wait.ts';
 
@@ -27,24 +28,12 @@ type Link = { url: string; upstream: string; cutAfterDownloadOf(sha256: string):
 async function startLink(upstream: string): Promise<Link> {
   let cutAfter: string | null = null;
   let cut = false;
-  const forward = (req: IncomingMessage, body: Buffer) =>
-    new Promise<{ status: number; headers: IncomingMessage['headers']; body: Buffer }>((resolve, reject) => {
-      const target = new URL(link.upstream);
-      const out = request({ host: target.hostname, port: target.port, method: req.method, path: req.url, headers: { ...req.headers, host: target.host }, agent: false }, (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('end', () => resolve({ status: res.statusCode ?? 502, headers: res.headers, body: Buffer.concat(chunks) }));
-        res.on('error', reject);
-      });
-      out.on('error', reject);
-      out.end(body);
-    });
   const server: Server = createServer((req, res) => {
     if (cut) return void req.socket.destroy();
     void (async () => {
       const chunks: Buffer[] = [];
       for await (const chunk of req) chunks.push(chunk as Buffer);
-      const answer = await forward(req, Buffer.concat(chunks));
+      const answer = await forwardRequest(new URL(link.upstream), req, Buffer.concat(chunks));
       if (cut) return void req.socket.destroy();
       const headers = { ...answer.headers };
       delete headers['transfer-encoding'];

@@ -27,22 +27,7 @@ export async function startDesiredStateProxy(upstream: string): Promise<DesiredS
   let rewritten = 0;
   const documents: DesiredStateProxy['documents'] = [];
 
-  /** Sends the request on; calls back with the upstream answer fully read. */
-  function forward(req: IncomingMessage, body: Buffer, headers: IncomingMessage['headers']): Promise<{ status: number; headers: IncomingMessage['headers']; body: Buffer }> {
-    return new Promise((resolve, reject) => {
-      const out = request(
-        { host: target.hostname, port: target.port, method: req.method, path: req.url, headers: { ...headers, host: target.host }, agent: false },
-        (res) => {
-          const chunks: Buffer[] = [];
-          res.on('data', (c: Buffer) => chunks.push(c));
-          res.on('end', () => resolve({ status: res.statusCode ?? 502, headers: res.headers, body: Buffer.concat(chunks) }));
-          res.on('error', reject);
-        },
-      );
-      out.on('error', reject);
-      out.end(body);
-    });
-  }
+
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const chunks: Buffer[] = [];
@@ -53,7 +38,7 @@ export async function startDesiredStateProxy(upstream: string): Promise<DesiredS
     const headers = { ...req.headers };
     // A rewriting proxy always fetches the whole document, whatever the agent already has.
     if (isDesired && current.kind !== 'pass') delete headers['if-none-match'];
-    const answer = await forward(req, body, headers);
+    const answer = await forwardRequest(target, req, body, headers);
 
     if (isDesired && answer.status === 200) {
       const document = JSON.parse(answer.body.toString('utf8')) as Record<string, unknown>;
@@ -99,4 +84,23 @@ export async function startDesiredStateProxy(upstream: string): Promise<DesiredS
       await new Promise<void>((resolve) => server.close(() => resolve()));
     },
   };
+}
+
+export type Forwarded = { status: number; headers: IncomingMessage['headers']; body: Buffer };
+
+/** Sends a request on to `target` as it came (its body already read); resolves with the answer fully read. */
+export function forwardRequest(target: URL, req: IncomingMessage, body: Buffer, headers: IncomingMessage['headers'] = req.headers): Promise<Forwarded> {
+  return new Promise((resolve, reject) => {
+    const out = request(
+      { host: target.hostname, port: target.port, method: req.method, path: req.url, headers: { ...headers, host: target.host }, agent: false },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => resolve({ status: res.statusCode ?? 502, headers: res.headers, body: Buffer.concat(chunks) }));
+        res.on('error', reject);
+      },
+    );
+    out.on('error', reject);
+    out.end(body);
+  });
 }

@@ -45,30 +45,22 @@ export function registerMetricsRoute(app: FastifyInstance, deps: AppDeps & { sta
       for (const [key, value] of Object.entries(counts)) this.set({ presence: key }, value);
     },
   });
-  new Gauge({
-    name: 'driftless_components',
-    help: 'Components as devices last reported them, by state',
-    labelNames: ['state'] as const,
-    registers: [registry],
-    async collect() {
-      this.reset();
-      const counts = new Map<string, number>();
-      for (const c of await store.listComponents()) counts.set(c.state, (counts.get(c.state) ?? 0) + 1);
-      for (const [state, value] of counts) this.set({ state }, value);
-    },
-  });
-  new Gauge({
-    name: 'driftless_rollouts',
-    help: 'Rollouts, by state',
-    labelNames: ['state'] as const,
-    registers: [registry],
-    async collect() {
-      this.reset();
-      const counts = new Map<string, number>();
-      for (const r of await store.listRollouts()) counts.set(r.state, (counts.get(r.state) ?? 0) + 1);
-      for (const [state, value] of counts) this.set({ state }, value);
-    },
-  });
+  /** A gauge of how many items are in each state, recounted at every scrape. */
+  const countByState = (name: string, help: string, items: () => Promise<readonly { state: string }[]>) =>
+    new Gauge({
+      name,
+      help,
+      labelNames: ['state'] as const,
+      registers: [registry],
+      async collect() {
+        this.reset();
+        const counts = new Map<string, number>();
+        for (const item of await items()) counts.set(item.state, (counts.get(item.state) ?? 0) + 1);
+        for (const [state, value] of counts) this.set({ state }, value);
+      },
+    });
+  countByState('driftless_components', 'Components as devices last reported them, by state', () => store.listComponents());
+  countByState('driftless_rollouts', 'Rollouts, by state', () => store.listRollouts());
   new Gauge({
     name: 'driftless_incidents_open',
     help: 'Incidents not yet closed',
