@@ -2,42 +2,71 @@ import * as fsp from 'node:fs/promises';
 import type { LogRead } from '../driver.ts';
 
 /**
- * Where a reader is in a process's output file: the file's inode (the driver rotates the file by
- * renaming it at a restart) and the byte offset of the first unread line.
+ * Where a reader is in a process's output file: which file (its inode, and the first bytes it
+ * began with: a freed inode can be handed to the next file, but that file begins with another
+ * start marker) and the byte offset of the first unread line. The driver rotates the file by
+ * renaming it at a restart.
  */
-type OutputCursor = { ino: number; offset: number };
+type OutputCursor = { ino: number; head?: string; offset: number };
+
+/** How many leading bytes identify a file beside its inode (the driver's start marker has a timestamp in them). */
+const HEAD_BYTES = 96;
 
 const isOutputCursor = (v: Record<string, unknown> | null): v is OutputCursor =>
-  v !== null && Number.isSafeInteger(v.ino) && Number.isSafeInteger(v.offset) && (v.offset as number) >= 0;
+  v !== null && Number.isSafeInteger(v.ino) && (v.head === undefined || typeof v.head === 'string') && Number.isSafeInteger(v.offset) && (v.offset as number) >= 0;
+
+type FileId = { ino: number; head: Buffer; size: number };
+
+async function identify(path: string): Promise<FileId | null> {
+  const handle = await fsp.open(path, 'r').catch(() => null);
+  if (!handle) return null;
+  try {
+    const { ino, size } = await handle.stat();
+    const head = Buffer.alloc(Math.min(HEAD_BYTES, size));
+    const { bytesRead } = await handle.read(head, 0, head.length, 0);
+    return { ino, head: head.subarray(0, bytesRead), size };
+  } finally {
+    await handle.close();
+  }
+}
+
+/** The file the cursor was made on: same inode, and its first bytes begin as the cursor remembers them. */
+function isSame(id: FileId, at: OutputCursor): boolean {
+  // A cursor from before heads were kept has none: the inode alone decides, as it did then.
+  const head = Buffer.from(at.head ?? '', 'base64');
+  return id.ino === at.ino && id.head.length >= head.length && id.head.subarray(0, head.length).equals(head);
+}
+
+const cursorOn = (id: FileId, offset: number): OutputCursor => ({ ino: id.ino, head: id.head.toString('base64'), offset });
 
 /**
  * Reads whole lines after the cursor. When the file was rotated since, the rest of the rotated
- * file comes first (it is found by its inode), then the new file from its start, so no line is
+ * file comes first (found by its identity), then the new file from its start, so no line is
  * skipped or read twice across a rotation.
  */
 export async function readOutput(file: string, rotated: string, cursor: Record<string, unknown> | null, maxBytes: number, maxLines = Infinity): Promise<LogRead> {
-  const current = await fsp.stat(file).catch(() => null);
+  const current = await identify(file);
   if (!current) return { lines: [], cursor: cursor ?? {} };
-  const at: OutputCursor = isOutputCursor(cursor) ? cursor : { ino: current.ino, offset: 0 };
-  if (at.ino !== current.ino) {
-    const old = await fsp.stat(rotated).catch(() => null);
-    if (old && old.ino === at.ino && at.offset < old.size) {
+  const at = isOutputCursor(cursor) ? cursor : null;
+  if (at && !isSame(current, at)) {
+    const old = await identify(rotated);
+    if (old && isSame(old, at) && at.offset < old.size) {
       const read = await readLines(rotated, at.offset, maxBytes, maxLines, true);
       const done = at.offset + read.consumed >= old.size;
-      return { lines: read.lines, cursor: done ? { ino: current.ino, offset: 0 } : { ino: at.ino, offset: at.offset + read.consumed } };
+      return { lines: read.lines, cursor: done ? cursorOn(current, 0) : { ...at, offset: at.offset + read.consumed } };
     }
     // The file we were reading is gone (rotated twice while the agent was away): go on with the current one.
-    return readCurrent(file, { ino: current.ino, offset: 0 }, current.size, maxBytes, maxLines);
+    return readCurrent(file, current, 0, maxBytes, maxLines);
   }
-  return readCurrent(file, at, current.size, maxBytes, maxLines);
+  return readCurrent(file, current, at?.offset ?? 0, maxBytes, maxLines);
 }
 
-async function readCurrent(file: string, at: OutputCursor, size: number, maxBytes: number, maxLines: number): Promise<LogRead> {
+async function readCurrent(file: string, id: FileId, from: number, maxBytes: number, maxLines: number): Promise<LogRead> {
   // A file shorter than the cursor was truncated by someone else: start over rather than wait forever.
-  const offset = at.offset > size ? 0 : at.offset;
-  if (offset >= size) return { lines: [], cursor: { ino: at.ino, offset } };
+  const offset = from > id.size ? 0 : from;
+  if (offset >= id.size) return { lines: [], cursor: cursorOn(id, offset) };
   const read = await readLines(file, offset, maxBytes, maxLines, false);
-  return { lines: read.lines, cursor: { ino: at.ino, offset: offset + read.consumed } };
+  return { lines: read.lines, cursor: cursorOn(id, offset + read.consumed) };
 }
 
 /**
