@@ -22,7 +22,7 @@ import { waitFor, waitUntil } from '../support/wait.ts';
 // a way to hold the server's answers back so the agent can be killed in the middle of an upload:
 // after the server stored a batch, before the agent learnt it).
 
-const CUT_SECONDS = positiveSeconds('DRIFTLESS_PARTITION_CUT_SECONDS', 150);
+const CUT_SECONDS = positiveSeconds('DRIFTLESS_PARTITION_CUT_SECONDS', 180); // "several minutes": three
 const DEGRADE_SECONDS = positiveSeconds('DRIFTLESS_PARTITION_DEGRADE_SECONDS', 60);
 const LATENCY_MS = 200;
 const LOSS_PERCENT = 30;
