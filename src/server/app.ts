@@ -38,6 +38,10 @@ declare module 'fastify' {
   interface FastifyRequest {
     device: string | null;
     role: Role | null;
+    /** The organization whose fleet this request may see and change (every authenticated request has one). */
+    tenant: string | null;
+    /** Who is calling, for the audit trail: `token:<id>` for an API token, `device:<name>` for a device. */
+    actor: string | null;
   }
 }
 
@@ -72,6 +76,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   });
   app.decorateRequest('device', null);
   app.decorateRequest('role', null);
+  app.decorateRequest('tenant', null);
+  app.decorateRequest('actor', null);
   const admission = createAdmission(deps.admission ?? DEFAULT_ADMISSION);
   app.decorateReply('admit', function (this: FastifyReply) {
     return admitResponse(admission, this.raw);
@@ -103,6 +109,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       const session = token ? sessions.read(token, deps.now()) : null;
       if (!session) throw new DriftlessError('unauthorized', 'device session missing or expired; authenticate again');
       request.device = session.device;
+      request.actor = `device:${session.device}`;
+      request.tenant = 'default';
       return;
     }
     if (!token) throw new DriftlessError('unauthorized', 'no API token: pass --token or set DRIFTLESS_TOKEN');
@@ -112,6 +120,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     const role = record.role as Role;
     if (roleRank[role] < roleRank[access]) throw new DriftlessError('forbidden', `this needs the ${access} role; the token has ${role}`);
     request.role = role;
+    request.actor = `token:${record.id}`;
+    request.tenant = 'default';
   });
 
   app.setErrorHandler((error: FastifyError | DriftlessError, _request, reply) => {
