@@ -20,7 +20,8 @@ fi
 # --- packages ---------------------------------------------------------------------------------
 # Asked of dpkg rather than of the PATH: `busybox` on the PATH may be the dynamically linked
 # package, and the test images need the static one.
-packages=(podman runc netavark aardvark-dns busybox-static iproute2 nftables iptables tmux postgresql curl ca-certificates wrk)
+# python3, make and g++ build node-pty (the agent's terminal) when npm installs it.
+packages=(podman runc netavark aardvark-dns busybox-static iproute2 nftables iptables tmux postgresql curl ca-certificates wrk python3 make g++)
 missing=()
 for pkg in "${packages[@]}"; do
   status=$(dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null || true)

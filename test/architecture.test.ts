@@ -15,8 +15,11 @@ import ts from 'typescript';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 
-/** What the CLI may use of the server and the agent; everything else it reaches through the HTTP API. */
-const CLI_MAY_IMPORT = [/^src\/server\/server\.ts$/, /^src\/agent\/create-agent\.ts$/, /^src\/agent\/drivers\//, /^src\/agent\/enroll\//, /^src\/agent\/slots\//];
+/**
+ * What the CLI may use of the server and the agent; everything else it reaches through the HTTP API.
+ * `driftless agent` assembles the agent from its parts: drivers, self-update slots and the channel to the server.
+ */
+const CLI_MAY_IMPORT = [/^src\/server\/server\.ts$/, /^src\/agent\/create-agent\.ts$/, /^src\/agent\/drivers\//, /^src\/agent\/enroll\//, /^src\/agent\/slots\//, /^src\/agent\/terminal\/device-channel\.ts$/];
 /** Packages that belong to the management plane and have no place on a device. */
 const SERVER_ONLY_PACKAGES = /^(fastify|@fastify\/|kysely|pg|commander)($|\/)/;
 const LAYERS = ['agent', 'server', 'protocol', 'cli', 'sim'] as const;

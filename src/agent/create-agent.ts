@@ -4,6 +4,8 @@ import { DriftlessError } from '../protocol/errors.ts';
 import { SignedDesiredState, type DesiredComponent, type DeviceEvent, type Facts, type StatusReport } from '../protocol/messages.ts';
 import type { HealthCheck, Labels } from '../protocol/resources.ts';
 import { isValid } from '../protocol/validate.ts';
+import { followRotations, KeyRotation } from '../protocol/key-rotation.ts';
+import { keyId } from '../protocol/signing.ts';
 import { applySteps, createExecutors } from './apply/executors.ts';
 import { DriverError, type RuntimeDriver, type RuntimeKind } from './drivers/driver.ts';
 import { createIdentity, keysOf, loadIdentity, pinServerKey, type Identity, type Keys } from './enroll/identity.ts';
@@ -19,11 +21,14 @@ import { componentStatuses } from './plan/status.ts';
 import { createDirStorage, readJson, writeJson, type Storage } from './storage/storage.ts';
 import { createContactGate, DEFAULT_BACKOFF, type Backoff } from './sync/backoff.ts';
 import type { SelfUpdate } from './slots/self-update.ts';
-import { createServerClient, type ServerClient } from './sync/client.ts';
-import { verifyDesiredState, type Trusted } from './sync/verify.ts';
+import { createServerClient, type ServerClient, type Transport } from './sync/client.ts';
+import type { ChannelFactory, ChannelHandle } from './terminal/device-channel.ts';
+import { loadTrustState, saveTrustState, type TrustState } from './sync/trust-state.ts';
+import { verifyDesiredState, type Trusted, type TrustPolicy } from './sync/verify.ts';
 
 export const AGENT_VERSION = '0.1.0';
 export { MIN_OUTBOX_QUOTA } from './outbox/outbox.ts';
+export type { Transport } from './sync/client.ts';
 
 export type AgentDeps = {
   dataDir: string;
@@ -42,6 +47,8 @@ export type AgentDeps = {
   /** Seconds between reconcile passes that repair local drift. */
   reconcileSeconds?: number;
   client?: ServerClient;
+  /** How the default client reaches the server (fetch when absent; one trusting the server's own CA with `--ca`). */
+  transport?: Transport;
   /** What the device reports about itself; by default read from this host (a simulated device has its own). */
   facts?: () => Facts;
   waitForHealth?: (check: HealthCheck | undefined, target: ProbeTarget, signal: AbortSignal) => Promise<ProbeResult>;
@@ -56,6 +63,8 @@ export type AgentDeps = {
   hostMetrics?: (() => Record<string, number>) | null;
   /** The agent's own A/B update, when it runs under `driftless launcher` (a simulated device has none). */
   selfUpdate?: SelfUpdate;
+  /** The agent's WebSocket to the server (pull-now hints, remote terminal and exec); a simulated device has none. */
+  channel?: ChannelFactory;
 };
 
 export type Agent = {
@@ -74,7 +83,9 @@ const HEARTBEAT_MS = 60_000;
 export function createAgent(deps: AgentDeps): Agent {
   const now = deps.now ?? Date.now;
   const nowIso = () => new Date(now()).toISOString();
-  const log = deps.log ?? (() => undefined);
+  const rawLog = deps.log ?? (() => undefined);
+  // The enrollment token and the private key never reach a log line, even echoed back in a server's message.
+  const log = (message: string) => rawLog(withoutSecrets(message));
   const deviceFacts = deps.facts ?? hostFacts;
   const storage = deps.storage ?? createDirStorage(deps.dataDir);
   const ledger = createLedgerStore(storage);
@@ -107,6 +118,9 @@ export function createAgent(deps: AgentDeps): Agent {
   let keys: Keys | null = identity ? keysOf(identity) : null;
   let client: ServerClient | null = deps.client ?? null;
   let trusted: Trusted | null = null;
+  /** The rollback floor and pinned release keys, durable apart from the document. */
+  let trustState: TrustState | null = loadTrustState(storage);
+  const policy = (nowMs: number | null): TrustPolicy => ({ nowMs, highWater: trustState, releaseKeys: trustState?.releaseKeys ?? [] });
   let etag: string | null = null;
   let pollSeconds = deps.pollSeconds ?? 30;
   let lastPollMs = -Infinity;
@@ -116,6 +130,9 @@ export function createAgent(deps: AgentDeps): Agent {
   let abort = new AbortController();
   let loop: Loop | null = null;
   let telemetryLoop: Loop | null = null;
+  let channel: ChannelHandle | null = null;
+  /** A hint from the server: the next pass pulls whatever the poll interval says. */
+  let pullRequested = false;
   /** What the last reconcile saw: the telemetry loop reads output of these, without asking the runtime again. */
   let lastSeen: ObservedInstance[] = [];
 
@@ -123,14 +140,26 @@ export function createAgent(deps: AgentDeps): Agent {
     if (!keys || !identity) return;
     const stored = readJson(storage, DESIRED_FILE, (v): v is SignedDesiredState => isValid(SignedDesiredState, v));
     if (!stored) return;
-    const verdict = verifyDesiredState(stored, keys.server, identity.name, null);
-    if (verdict.ok) trusted = verdict.trusted;
-    else log(`stored desired state not trusted: ${verdict.refusal.message}`);
+    // Trusted when it arrived, so its expiry does not matter now; the floor does (a restored old copy).
+    const verdict = verifyDesiredState(stored, keys.server, identity.name, null, policy(null));
+    if (verdict.ok) {
+      trusted = verdict.trusted;
+      // A crash between writing the document and the floor: raise the floor now.
+      if (!trustState || trustState.generation < trusted.state.generation) {
+        trustState = saveTrustState(storage, trustState, { generation: trusted.state.generation, contentHash: trusted.contentHash, releaseKeys: [...(verdict.pinReleaseKeys ?? trustState?.releaseKeys ?? [])] });
+      }
+    } else emit({ type: 'desired-state-refused', message: `stored desired state not trusted (${verdict.refusal.code}): ${verdict.refusal.message}` });
   }
   loadTrusted();
 
+  function withoutSecrets(text: string): string {
+    let out = text;
+    for (const secret of [deps.enrollToken, identity?.privateKey]) if (secret && secret.length >= 4) out = out.split(secret).join('[redacted]');
+    return out;
+  }
+
   function serverClient(): ServerClient {
-    client ??= createServerClient({ serverUrl: deps.serverUrl, device: deps.name, privateKey: () => keys?.privateKey ?? null, now });
+    client ??= createServerClient({ serverUrl: deps.serverUrl, device: deps.name, privateKey: () => keys?.privateKey ?? null, now, ...(deps.transport ? { transport: deps.transport } : {}) });
     return client;
   }
 
@@ -159,13 +188,26 @@ export function createAgent(deps: AgentDeps): Agent {
       } catch (error) {
         // Unreachable or busy is worth waiting for (with the same back-off as every contact); anything else is a refusal.
         if (abort.signal.aborted || !gate.failed(error, now())) {
-          throw new DriftlessError(error instanceof DriftlessError ? error.code : 'internal', `enrollment refused: ${(error as Error).message}`);
+          throw new DriftlessError(error instanceof DriftlessError ? error.code : 'internal', `enrollment refused: ${withoutSecrets((error as Error).message)}`);
         }
         const delay = gate.waitMs(now());
         log(`${(error as Error).message}; retrying enrollment in ${Math.round(delay / 1000)}s`);
         await new Promise((resolve) => setTimeout(resolve, delay));
       }
     }
+  }
+
+  /** Re-pins the server key when a rotation chain signed by the pinned key leads on; durable before it is used. */
+  async function followKeyRotation(): Promise<boolean> {
+    if (!identity?.serverKey) return false;
+    const listed = await serverClient().fetchKeyRotations();
+    const rotations = Array.isArray(listed) ? listed.filter((r): r is KeyRotation => isValid(KeyRotation, r)) : [];
+    const next = followRotations(identity.serverKey, rotations);
+    if (next === identity.serverKey) return false;
+    identity = pinServerKey(storage, identity, next);
+    keys = keysOf(identity);
+    log(`server signing key rotated: pinned ${keyId(next)} (signed over by the key pinned before)`);
+    return true;
   }
 
   async function pull(): Promise<void> {
@@ -180,7 +222,11 @@ export function createAgent(deps: AgentDeps): Agent {
     }
     lastPollMs = now();
     if (answer.status === 304) return;
-    const verdict = verifyDesiredState(answer.document, keys.server, identity.name, trusted);
+    let verdict = verifyDesiredState(answer.document, keys.server, identity.name, trusted, policy(now()));
+    // Signed by a key we have not pinned: the server may have rotated its key. Follow only rotations our pinned key signed.
+    if (!verdict.ok && verdict.refusal.code === 'unknown-key' && (await followKeyRotation())) {
+      verdict = verifyDesiredState(answer.document, keys.server, identity.name, trusted, policy(now()));
+    }
     if (!verdict.ok) {
       // Remember the refused document's tag so it is not downloaded again until the server changes it.
       etag = answer.etag;
@@ -193,6 +239,13 @@ export function createAgent(deps: AgentDeps): Agent {
     etag = answer.etag;
     if (!verdict.changed) return;
     writeJson(storage, DESIRED_FILE, answer.document);
+    // After the document: a crash between the two leaves a floor lower than the document, never higher.
+    trustState = saveTrustState(storage, trustState, {
+      generation: verdict.trusted.state.generation,
+      contentHash: verdict.trusted.contentHash,
+      releaseKeys: [...(verdict.pinReleaseKeys ?? trustState?.releaseKeys ?? [])],
+    });
+    if (verdict.pinReleaseKeys) log(`pinned ${verdict.pinReleaseKeys.length} release key(s): components must be signed by them from now on`);
     trusted = verdict.trusted;
     log(`trusted desired state generation ${trusted.state.generation} (${trusted.state.components.length} components)`);
   }
@@ -265,7 +318,9 @@ export function createAgent(deps: AgentDeps): Agent {
   }
 
   async function pass(signal: AbortSignal, forcePull: boolean): Promise<void> {
-    const pulled = forcePull || now() - lastPollMs >= pollSeconds * 1000 ? await contact('desired state not fetched', pull) : true;
+    const wanted = forcePull || pullRequested;
+    pullRequested = false;
+    const pulled = wanted || now() - lastPollMs >= pollSeconds * 1000 ? await contact('desired state not fetched', pull) : true;
     if (deps.selfUpdate && keys) {
       const context = { desired: trusted?.state.components ?? [], fetchArtifact: (sha256: string) => serverClient().fetchArtifact(sha256), trustedKey: keys.server.key, storage, emit };
       await deps.selfUpdate.pass(context).catch((error: unknown) => log(`agent self-update: ${(error as Error).message}`));
@@ -314,9 +369,22 @@ export function createAgent(deps: AgentDeps): Agent {
         signal: abort.signal,
         onError: (error, retryInMs) => log(`telemetry failed: ${(error as Error).message}; retrying in ${Math.round(retryInMs / 1000)}s`),
       });
+      channel ??=
+        deps.channel?.({
+          serverUrl: deps.serverUrl,
+          sessionToken: (renew) => serverClient().sessionToken(renew),
+          pullNow: () => {
+            pullRequested = true;
+            loop?.trigger();
+          },
+          components: () => lastSeen,
+          drivers: deps.drivers,
+        }) ?? null;
     },
     async stop() {
       abort.abort();
+      await channel?.stop();
+      channel = null;
       await Promise.all([loop?.done, telemetryLoop?.done]);
       loop = null;
       telemetryLoop = null;

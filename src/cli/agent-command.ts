@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { AGENT_VERSION, createAgent, MIN_OUTBOX_QUOTA, type Agent } from '../agent/create-agent.ts';
 import { createContainerDriver } from '../agent/drivers/container/container-driver.ts';
@@ -5,7 +6,10 @@ import { createProcessDriver } from '../agent/drivers/process/process-driver.ts'
 import { defaultDeviceName } from '../agent/enroll/identity.ts';
 import { createFileSlotBackend, readSlotsState } from '../agent/slots/file-backend.ts';
 import { createSelfUpdate, type SelfUpdate } from '../agent/slots/self-update.ts';
+import { deviceChannel } from '../agent/terminal/device-channel.ts';
 import { DriftlessError } from '../protocol/errors.ts';
+import { fetchTrusting, readCaFile } from '../protocol/tls-trust.ts';
+import type { Transport } from '../agent/create-agent.ts';
 import { Labels, Name } from '../protocol/resources.ts';
 import { isValid } from '../protocol/validate.ts';
 import { parsePositiveSeconds } from './server-command.ts';
@@ -13,6 +17,8 @@ import { parsePositiveSeconds } from './server-command.ts';
 export type AgentFlags = {
   server: string;
   enrollToken: string;
+  /** A CA certificate file to trust for an https:// server. */
+  ca?: string;
   data?: string;
   name?: string;
   site?: string;
@@ -20,6 +26,8 @@ export type AgentFlags = {
   pollInterval?: string;
   reconcileInterval?: string;
   outboxQuota?: string;
+  /** False with `--no-remote-shell`: the device refuses remote terminals and exec. */
+  remoteShell?: boolean;
 };
 
 /** A size such as 65536, 512KiB, 64MiB or 1GiB, in bytes. */
@@ -42,7 +50,16 @@ export function parseLabels(pairs: readonly string[]): Labels {
   return labels;
 }
 
-/** Builds an agent from command-line flags, with both runtime drivers. */
+/** A file of this name in the agent's data directory makes the device refuse remote shells and exec. */
+export const NO_REMOTE_SHELL_FILE = 'no-remote-shell';
+
+/** Requests that trust the server's own certificate (`--ca`), for every call the agent makes. */
+export function caTransport(caFile: string | undefined): { transport?: Transport } {
+  if (!caFile) return {};
+  return { transport: fetchTrusting(readCaFile(caFile, '--ca')) };
+}
+
+/** Builds an agent from command-line flags, with both runtime drivers and its channel to the server. */
 export function agentFromFlags(flags: AgentFlags, log: (line: string) => void): Agent {
   const name = flags.name ?? defaultDeviceName();
   if (!isValid(Name, name)) throw new DriftlessError('invalid-input', `--name: "${name}" must be lower-case letters, digits, "-" or ".", at most 63 characters`);
@@ -53,6 +70,7 @@ export function agentFromFlags(flags: AgentFlags, log: (line: string) => void): 
     throw new DriftlessError('invalid-input', `--server: "${flags.server}" is not a URL`);
   }
   const dataDir = flags.data ?? join(process.cwd(), '.driftless-agent');
+  const caFile = flags.ca ?? process.env.DRIFTLESS_CA;
   const pollSeconds = flags.pollInterval === undefined ? undefined : parsePositiveSeconds('--poll-interval', flags.pollInterval, 30);
   const outboxQuotaBytes = flags.outboxQuota === undefined ? undefined : parseSize('--outbox-quota', flags.outboxQuota);
   if (outboxQuotaBytes !== undefined && outboxQuotaBytes < MIN_OUTBOX_QUOTA) {
@@ -61,6 +79,7 @@ export function agentFromFlags(flags: AgentFlags, log: (line: string) => void): 
   return createAgent({
     dataDir,
     serverUrl: flags.server,
+    ...caTransport(caFile),
     enrollToken: flags.enrollToken,
     name,
     ...(flags.site ? { site: flags.site } : {}),
@@ -71,6 +90,13 @@ export function agentFromFlags(flags: AgentFlags, log: (line: string) => void): 
     },
     log,
     selfUpdate: selfUpdateFromEnv(process.env, dataDir, log),
+    // Remote shells can also be switched off on the device, without a restart, by a file in the data directory.
+    channel: deviceChannel({
+      remoteShell: () => flags.remoteShell !== false && !existsSync(join(dataDir, NO_REMOTE_SHELL_FILE)),
+      agentVersion: AGENT_VERSION,
+      log,
+      ...(caFile ? { ca: readCaFile(caFile, '--ca') } : {}),
+    }),
     ...(pollSeconds !== undefined ? { pollSeconds } : {}),
     ...(outboxQuotaBytes !== undefined ? { outboxQuotaBytes } : {}),
     reconcileSeconds: parsePositiveSeconds('--reconcile-interval', flags.reconcileInterval, 5),

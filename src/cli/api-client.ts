@@ -1,4 +1,5 @@
 import { DriftlessError, isErrorCode, networkFailure } from '../protocol/errors.ts';
+import { fetchTrusting, readCaFile } from '../protocol/tls-trust.ts';
 import type { Connection } from './config.ts';
 
 /** The CLI speaks only the public HTTP API, like any other client. */
@@ -6,13 +7,15 @@ export type Api = {
   get<T>(path: string): Promise<T>;
   /** A GET whose answer is text (Markdown, say), not JSON. */
   text(path: string): Promise<string>;
-  post<T>(path: string, body: unknown): Promise<T>;
+  /** A JSON POST; `timeoutMs` lengthens the deadline for a call that waits on a device (exec, say). */
+  post<T>(path: string, body: unknown, opts?: { timeoutMs?: number }): Promise<T>;
   /** A POST of raw bytes (an artifact, say), with a deadline long enough for a large file. */
   upload<T>(path: string, bytes: Buffer): Promise<T>;
 };
 
 export function createApi(connection: Connection): Api {
-  async function request<T>(method: string, path: string, body?: unknown, asText = false): Promise<T> {
+  const fetch = connection.ca ? fetchTrusting(readCaFile(connection.ca, '--ca')) : globalThis.fetch;
+  async function request<T>(method: string, path: string, body?: unknown, asText = false, timeoutMs?: number): Promise<T> {
     let response: Response;
     const raw = Buffer.isBuffer(body);
     try {
@@ -20,7 +23,7 @@ export function createApi(connection: Connection): Api {
         method,
         headers: { authorization: `Bearer ${connection.token}`, ...(body === undefined ? {} : { 'content-type': raw ? 'application/octet-stream' : 'application/json' }) },
         ...(body === undefined ? {} : { body: raw ? body : JSON.stringify(body) }),
-        signal: AbortSignal.timeout(raw ? 10 * 60_000 : 60_000),
+        signal: AbortSignal.timeout(timeoutMs ?? (raw ? 10 * 60_000 : 60_000)),
       });
     } catch (error) {
       const cause = networkFailure(error);
@@ -41,5 +44,5 @@ export function createApi(connection: Connection): Api {
     }
     return parsed as T;
   }
-  return { get: (path) => request('GET', path), text: (path) => request<string>('GET', path, undefined, true), post: (path, body) => request('POST', path, body), upload: (path, bytes) => request('POST', path, bytes) };
+  return { get: (path) => request('GET', path), text: (path) => request<string>('GET', path, undefined, true), post: (path, body, opts) => request('POST', path, body, false, opts?.timeoutMs), upload: (path, bytes) => request('POST', path, bytes) };
 }

@@ -2,6 +2,7 @@ import { Command, CommanderError, Option } from 'commander';
 import { DriftlessError } from '../protocol/errors.ts';
 import { agentFromFlags, type AgentFlags } from './agent-command.ts';
 import { artifactListCommand, artifactPushCommand } from './artifact-command.ts';
+import { auditExportCommand, auditListCommand, auditVerifyCommand, type AuditFilters } from './audit-command.ts';
 import { launcherCommand, type LauncherFlags } from './launcher-command.ts';
 import { createApi } from './api-client.ts';
 import { resolveConnection } from './config.ts';
@@ -10,7 +11,10 @@ import { logsCommand } from './logs-command.ts';
 import { parseOutputFormat } from './output.ts';
 import { applyCommand, describeCommand, driftCommand, getCommand } from './resources.ts';
 import { incidentCommand, rollbackCommand, rolloutActionCommand, rolloutStatusCommand } from './rollout-command.ts';
-import { serverCommand, type ServerFlags } from './server-command.ts';
+import { releaseKeygenCommand, releaseSignCommand } from './release-command.ts';
+import { rotateKeyCommand, serverCommand, type ServerFlags } from './server-command.ts';
+import { CommandExit, execCommand, parseExecTimeout, terminalCommand } from './terminal-command.ts';
+import { deviceDecisionCommand, tenantCreateCommand, tenantListCommand, tokenCreateCommand, tokenListCommand, tokenRevokeCommand, type TokenCreateFlags } from './token-command.ts';
 
 /** The one `driftless` program: server, agent and the operator's CLI. */
 function buildProgram(): Command {
@@ -24,10 +28,11 @@ function buildProgram(): Command {
     program
       .command(name)
       .option('--server <url>', 'server URL (else DRIFTLESS_SERVER, else the local config file)')
-      .option('--token <token>', 'API token (else DRIFTLESS_TOKEN, else the local config file)');
-  const api = (flags: { server?: string; token?: string }) => createApi(resolveConnection(flags));
+      .option('--token <token>', 'API token (else DRIFTLESS_TOKEN, else the local config file)')
+      .option('--ca <file>', "a CA certificate to trust for an https:// server (else DRIFTLESS_CA, else the local config file)");
+  const api = (flags: { server?: string; token?: string; ca?: string }) => createApi(resolveConnection(flags));
 
-  program
+  const serverProgram = program
     .command('server')
     .description('run the management plane')
     .option('--data <dir>', 'data directory', '.driftless-server')
@@ -36,6 +41,11 @@ function buildProgram(): Command {
     .option('--admin-token <token>', 'the first admin token (default: generated and printed once)')
     .option('--enroll-token <token>', 'the fleet bootstrap enrollment token (default: generated and printed once)')
     .option('--poll-interval <seconds>', 'how often agents poll for desired state', '30')
+    .option('--tls', 'serve HTTPS with a self-signed certificate made on first start (kept in the data directory)')
+    .option('--tls-cert <file>', 'serve HTTPS with this certificate (PEM; with --tls-key)')
+    .option('--tls-key <file>', 'the private key of --tls-cert (PEM)')
+    .option('--release-key <file>', 'a release public key (from `driftless release keygen`); devices then install only releases it signed (repeatable)', (value: string, all: string[]) => [...all, value], [] as string[])
+    .option('--desired-state-ttl <duration>', 'how long a signed desired state is valid (freeze protection); renewed at half-life', '24h')
     .action(async (flags: ServerFlags) => {
       const server = await serverCommand(flags);
       await new Promise<void>((resolve) => {
@@ -44,12 +54,17 @@ function buildProgram(): Command {
       });
       await server.close();
     });
+  serverProgram
+    .command('rotate-key')
+    .description("replace the server's signing key (server stopped; --data as for the server): devices follow it without re-enrolling")
+    .action(async (_flags: unknown, command: Command) => rotateKeyCommand(command.optsWithGlobals<{ data: string }>().data));
 
   program
     .command('agent')
     .description('run the device agent')
     .requiredOption('--server <url>', 'management server URL')
     .requiredOption('--enroll-token <token>', 'enrollment token (used only to join)')
+    .option('--ca <file>', "a CA certificate to trust for an https:// server (its self-signed certificate, say; else DRIFTLESS_CA)")
     .option('--data <dir>', 'data directory (default: ./.driftless-agent)')
     .option('--name <name>', 'device name (default: host name)')
     .option('--site <site>', 'site the device belongs to')
@@ -57,6 +72,7 @@ function buildProgram(): Command {
     .option('--poll-interval <seconds>', 'seconds between desired-state polls (default: the server advises)')
     .option('--reconcile-interval <seconds>', 'seconds between local drift checks', '5')
     .option('--outbox-quota <size>', 'disk the telemetry outbox may use before dropping its oldest records (default 64MiB)')
+    .option('--no-remote-shell', 'refuse remote terminals and exec on this device (so does a file named no-remote-shell in the data directory)')
     .action(async (flags: AgentFlags) => {
       const log = (line: string) => process.stderr.write(`${new Date().toISOString()} ${line}\n`);
       const agent = agentFromFlags(flags, log);
@@ -101,6 +117,21 @@ function buildProgram(): Command {
     .argument('[agent-args...]', "the agent's arguments, after --")
     .action(async (agentArgs: string[], flags: LauncherFlags) => launcherCommand(flags, agentArgs));
 
+  const release = program.command('release').description('release keys: sign what devices may run, offline or in CI');
+  release
+    .command('keygen')
+    .description('make a release key pair: the private key stays offline, the public one goes to the server')
+    .requiredOption('--out <dir>', 'directory for release.key and release.pub (never overwritten)')
+    .action((flags: { out: string }) => void releaseKeygenCommand(flags));
+  release
+    .command('sign')
+    .description("sign every Deployment in a manifest: writes spec.template.release, which devices check before they install")
+    .requiredOption('-f, --filename <file>', 'the manifest (rewritten in place unless --out)')
+    .requiredOption('--key <file>', 'the release private key (release.key)')
+    .option('--expires <when>', 'after this no device installs the release anew: a duration (90d) or an ISO 8601 time')
+    .option('--out <file>', "where to write the signed manifest ('-' for standard output)")
+    .action((flags: { filename: string; key: string; expires?: string; out?: string }) => releaseSignCommand(flags));
+
   const artifact = program.command('artifact').description('artifacts: releases of the agent');
   artifact
     .command('push')
@@ -122,6 +153,31 @@ function buildProgram(): Command {
     .addOption(new Option('-o, --output <format>', 'json or yaml'))
     .action(async (flags: { output?: string; server?: string; token?: string }) => artifactListCommand(api(flags), parseOutputFormat(flags.output)));
 
+  const audit = client('audit')
+    .description('the audit trail: who did what, to what, when, from where, and how it ended')
+    .option('--since <when>', 'entries from then on: a duration back from now (24h, 7d) or an ISO 8601 time')
+    .option('--until <when>', 'entries before then: a duration back from now or an ISO 8601 time')
+    .option('--actor <actor>', 'only this actor (token:ID, device:NAME, enroll-token:ID, anonymous)')
+    .option('--action <action>', 'only this action (apply, rollout.pause, …); a trailing * matches a prefix (rollout.*)')
+    .option('--outcome <outcome>', 'ok, failed, denied, a status (403) or an error code (conflict)')
+    .option('--export <file>', 'write the whole chain to FILE as JSON lines, verifiable offline with `audit verify --file`')
+    .addOption(new Option('-o, --output <format>', 'json or yaml'))
+    .action(async (flags: AuditFilters & { export?: string; output?: string; server?: string; token?: string }) => {
+      const filters: AuditFilters = {};
+      for (const key of ['since', 'until', 'actor', 'action', 'outcome'] as const) if (flags[key] !== undefined) filters[key] = flags[key];
+      if (flags.export !== undefined) await auditExportCommand(api(flags), flags.export, filters);
+      else await auditListCommand(api(flags), filters, parseOutputFormat(flags.output));
+    });
+  audit
+    .command('verify')
+    .description("check the audit hash chain (the server's, or an exported file's without the server); fails naming the first broken entry")
+    .option('--file <file>', 'an export written by `audit --export`')
+    .action(async (flags: { file?: string }, command: Command) => {
+      // --server, --token and -o belong to `audit`, and may be written before or after `verify`.
+      const global = command.optsWithGlobals<{ server?: string; token?: string; output?: string }>();
+      await auditVerifyCommand(() => api(global), flags.file, parseOutputFormat(global.output));
+    });
+
   client('drift')
     .description('every device whose actual state differs from desired, and why')
     .addOption(new Option('-o, --output <format>', 'json or yaml'))
@@ -139,6 +195,26 @@ function buildProgram(): Command {
       const tail = Number(flags.tail);
       if (!/^[0-9]+$/.test(flags.tail) || tail < 1 || tail > 1000) throw new DriftlessError('invalid-input', `--tail: "${flags.tail}" must be a whole number from 1 to 1000`);
       await logsCommand(api(flags), device, component, { follow: flags.follow, tail, timestamps: flags.timestamps, format: parseOutputFormat(flags.output) });
+    });
+
+  client('exec')
+    .description("run a command on a device's host, or in one of its components' containers, and exit with its status")
+    .argument('<device>')
+    .argument('[command...]', 'the command and its arguments, after --')
+    .option('--component <name>', "run inside this component's container instead of on the host")
+    .option('--timeout <seconds>', 'kill the command after this long (default 60)')
+    .action(async (device: string, command: string[], flags: { component?: string; timeout?: string; server?: string; token?: string }) => {
+      const timeoutSeconds = parseExecTimeout(flags.timeout);
+      const status = await execCommand(api(flags), device, command, { ...(flags.component ? { component: flags.component } : {}), ...(timeoutSeconds ? { timeoutSeconds } : {}) });
+      if (status !== 0) throw new CommandExit(status);
+    });
+
+  client('terminal')
+    .description('an interactive shell on a device, through its agent (recorded); exits with the shell\'s status')
+    .argument('<device>')
+    .action(async (device: string, flags: { server?: string; token?: string }) => {
+      const status = await terminalCommand(resolveConnection(flags), device);
+      if (status !== 0) throw new CommandExit(status);
     });
 
   const rollout = program.command('rollout').description('follow and steer rollouts');
@@ -165,19 +241,61 @@ function buildProgram(): Command {
     .option('--to-revision <n>', 'the revision to return to (default: the one before the stable one)')
     .action(async (kind: string, name: string, flags: { toRevision?: string; server?: string; token?: string }) => rollbackCommand(api(flags), kind, name, flags.toRevision));
 
-  const token = program.command('token').description('API tokens');
-  token
+  const token = program.command('token').description("this tenant's API tokens and enrollment tokens (admin)");
+  const tokenClient = (name: string) =>
+    token
+      .command(name)
+      .option('--server <url>', 'server URL (else DRIFTLESS_SERVER, else the local config file)')
+      .option('--token <token>', 'API token (else DRIFTLESS_TOKEN, else the local config file)');
+  tokenClient('create')
+    .description('create an API token (--role) or an enrollment token (--enroll); its secret is shown once, the server keeps only a hash')
+    .option('--role <role>', 'viewer, operator or admin')
+    .option('--expires <duration>', 'refused after this long: 90s, 15m, 12h, 30d, 8w (default: never)')
+    .option('--description <text>', 'what the token is for')
+    .option('--enroll', 'an enrollment token: devices join this tenant with it')
+    .option('--site <site>', 'with --enroll: devices that join land on this site')
+    .option('--uses <n>', 'with --enroll: how many devices may join with it (default: no limit)')
+    .option('--auto-accept', 'with --enroll: accept devices at once (default: they wait, pending, for `driftless device accept`)')
+    .addOption(new Option('-o, --output <format>', 'json or yaml'))
+    .action(async (flags: TokenCreateFlags & { output?: string; server?: string; token?: string }) => tokenCreateCommand(api(flags), flags, parseOutputFormat(flags.output)));
+  tokenClient('list')
+    .description("this tenant's tokens and their state (active, expired, revoked), never their secrets")
+    .option('--enroll', 'enrollment tokens instead of API tokens')
+    .addOption(new Option('-o, --output <format>', 'json or yaml'))
+    .action(async (flags: { enroll?: boolean; output?: string; server?: string; token?: string }) => tokenListCommand(api(flags), flags, parseOutputFormat(flags.output)));
+  tokenClient('revoke')
+    .description('revoke a token by its ID: refused from now on')
+    .argument('<id>')
+    .option('--enroll', 'an enrollment token')
+    .action(async (id: string, flags: { enroll?: boolean; server?: string; token?: string }) => tokenRevokeCommand(api(flags), id, flags));
+
+  const tenant = program.command('tenant').description('tenants: organizations with separate fleets (the server operator: an admin of the default tenant)');
+  tenant
     .command('create')
-    .option('--server <url>', 'server URL')
-    .option('--token <token>', 'API token')
-    .description('create an API token (shown once)')
-    .requiredOption('--role <role>', 'viewer, operator or admin')
-    .addOption(new Option('-o, --output <format>', 'json'))
-    .action(async (flags: { role: string; output?: string; server?: string; token?: string }) => {
-      const created = await api(flags).post<{ token: string; role: string; id: string }>('/v1/tokens', { role: flags.role });
-      if (parseOutputFormat(flags.output) === 'json') process.stdout.write(`${JSON.stringify(created, null, 2)}\n`);
-      else process.stdout.write(`${created.token}\n`);
-    });
+    .description("create a tenant; prints its first admin token (shown once)")
+    .argument('<name>')
+    .option('--server <url>', 'server URL (else DRIFTLESS_SERVER, else the local config file)')
+    .option('--token <token>', 'API token (else DRIFTLESS_TOKEN, else the local config file)')
+    .addOption(new Option('-o, --output <format>', 'json or yaml'))
+    .action(async (name: string, flags: { output?: string; server?: string; token?: string }) => tenantCreateCommand(api(flags), name, parseOutputFormat(flags.output)));
+  tenant
+    .command('list')
+    .description('tenants: all for the server operator, its own for any other admin')
+    .option('--server <url>', 'server URL (else DRIFTLESS_SERVER, else the local config file)')
+    .option('--token <token>', 'API token (else DRIFTLESS_TOKEN, else the local config file)')
+    .addOption(new Option('-o, --output <format>', 'json or yaml'))
+    .action(async (flags: { output?: string; server?: string; token?: string }) => tenantListCommand(api(flags), parseOutputFormat(flags.output)));
+
+  const device = program.command('device').description('accept or revoke devices (operator)');
+  for (const decision of ['accept', 'revoke'] as const) {
+    device
+      .command(decision)
+      .description(decision === 'accept' ? 'accept a pending device: it gets its desired state' : 'revoke a device: refused at once on every channel, its open channel closed')
+      .argument('<name>')
+      .option('--server <url>', 'server URL (else DRIFTLESS_SERVER, else the local config file)')
+      .option('--token <token>', 'API token (else DRIFTLESS_TOKEN, else the local config file)')
+      .action(async (name: string, flags: { server?: string; token?: string }) => deviceDecisionCommand(api(flags), decision, name));
+  }
 
   program
     .command('demo')
@@ -196,6 +314,7 @@ export async function main(argv: string[]): Promise<number> {
     return 0;
   } catch (error) {
     if (error instanceof CommanderError) return error.exitCode === 0 ? 0 : 2;
+    if (error instanceof CommandExit) return error.status;
     if (error instanceof DriftlessError) {
       process.stderr.write(`driftless: ${error.message}\n`);
       return 1;

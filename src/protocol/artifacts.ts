@@ -46,8 +46,10 @@ export function signArtifact(privateKey: KeyObject, statement: ArtifactStatement
 
 /**
  * The one check a device makes before installing an artifact: the bytes are the ones named, and
- * the name is signed by the key it trusts. Returns why not, or null. Today the trusted key is the
- * server's pinned key; moving to an offline release key changes only which key is passed here.
+ * the name is signed by the key it trusts (the server's pinned key). Returns why not, or null.
+ * With release keys, the operator's signed release covers the artifact too: its statement holds
+ * the agent component's digest, and the agent checks the desired `artifact` names that digest
+ * before it gets here (protocol/release.ts), so a stolen server key cannot swap the bytes.
  */
 export function artifactProblem(ref: ArtifactRef, bytes: Uint8Array, trustedKey: KeyObject): string | null {
   if (bytes.length !== ref.size) return `artifact ${ref.name} ${ref.version} is ${bytes.length} bytes, expected ${ref.size}`;

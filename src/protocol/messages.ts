@@ -1,5 +1,6 @@
 import { Type, type Static } from '@sinclair/typebox';
 import { ArtifactRef } from './artifacts.ts';
+import { SignedRelease } from './release.ts';
 import { Component, ComponentState, Labels, Name } from './resources.ts';
 
 /**
@@ -64,6 +65,12 @@ export const DesiredState = Type.Object(
     components: Type.Array(DesiredComponent),
     /** An empty component list is obeyed only when the server says so; never inferred. */
     removeAll: Type.Optional(Type.Boolean()),
+    /** After this the document is not trusted for new changes (freeze protection); the server renews it before. */
+    expiresAt: Type.Optional(IsoTime),
+    /** The operator's signed releases the components come from (protocol/release.ts). */
+    releases: Type.Optional(Type.Array(SignedRelease, { maxItems: 1000 })),
+    /** The release keys (SPKI, base64) a device pins the first time it sees them. */
+    releaseKeys: Type.Optional(Type.Array(Base64, { minItems: 1, maxItems: 16 })),
   },
   closed,
 );

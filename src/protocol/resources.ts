@@ -95,8 +95,23 @@ export const Selector = Type.Object(
 );
 export type Selector = Static<typeof Selector>;
 
+/**
+ * A release key's signature over a template, as `driftless release sign` writes it: the key can
+ * live offline, so a server whose own key was stolen cannot make one (protocol/release.ts).
+ */
+export const ReleaseSignature = Type.Object(
+  {
+    keyId: Type.String({ pattern: '^[0-9a-f]{16}$', description: 'the release key that signed' }),
+    signature: Type.String({ pattern: '^[A-Za-z0-9+/=]+$', maxLength: 4096 }),
+    /** After this time no device installs the release anew (what runs keeps running). */
+    expires: Type.Optional(Type.String({ format: 'date-time', minLength: 20, maxLength: 40 })),
+  },
+  closed,
+);
+export type ReleaseSignature = Static<typeof ReleaseSignature>;
+
 export const Template = Type.Object(
-  { version: Type.String({ minLength: 1, maxLength: 128 }), components: Type.Array(Component, { minItems: 1 }) },
+  { version: Type.String({ minLength: 1, maxLength: 128 }), components: Type.Array(Component, { minItems: 1 }), release: Type.Optional(ReleaseSignature) },
   closed,
 );
 export type Template = Static<typeof Template>;

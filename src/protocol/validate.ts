@@ -31,20 +31,38 @@ export function pathToField(path: readonly (string | number)[]): string {
   return out || '(document)';
 }
 
+/** Text cut to a length an error message can carry: an input's own key or value may be megabytes. */
+export function clip(text: string, max = 80): string {
+  return text.length <= max ? text : `${text.slice(0, max)}…`;
+}
+
+/**
+ * A value as an error message shows it: a short scalar, or only what kind of thing it is. Never
+ * the whole of a huge input, nor JSON.stringify of a deeply nested one (which overflows the stack).
+ */
+export function shown(value: unknown): string {
+  if (typeof value === 'string') return JSON.stringify(clip(value, 60));
+  if (typeof value === 'number' || typeof value === 'boolean' || value === null) return String(value);
+  if (Array.isArray(value)) return 'an array';
+  if (value === undefined) return 'nothing';
+  return typeof value === 'object' ? 'a mapping' : `a ${typeof value}`;
+}
+
 function describe(error: ValueError): Problem {
   const path = error.path.split('/').slice(1).map((p) => p.replace(/~1/g, '/').replace(/~0/g, '~'));
-  const field = pathToField(path);
+  const field = clip(pathToField(path), 200);
+  const key = clip(String(path.at(-1)), 80);
   switch (error.type) {
     case ValueErrorType.ObjectAdditionalProperties: {
       // A record (labels, env) names its keys by pattern: the key is malformed, not unknown.
       const keyPattern = Object.keys((error.schema.patternProperties as Record<string, unknown> | undefined) ?? {})[0];
-      if (keyPattern) return { path, field, message: `key "${path.at(-1)}" does not match ${keyPattern}` };
-      return { path, field, message: `unknown field "${path.at(-1)}"` };
+      if (keyPattern) return { path, field, message: `key "${key}" does not match ${keyPattern}` };
+      return { path, field, message: `unknown field "${key}"` };
     }
     case ValueErrorType.ObjectRequiredProperty:
-      return { path, field, message: `missing required field "${path.at(-1)}"` };
+      return { path, field, message: `missing required field "${key}"` };
     case ValueErrorType.Literal:
-      return { path, field, message: `must be ${JSON.stringify(error.schema.const)}, not ${JSON.stringify(error.value)}` };
+      return { path, field, message: `must be ${JSON.stringify(error.schema.const)}, not ${shown(error.value)}` };
     case ValueErrorType.Union: {
       const literals = (error.schema.anyOf as TSchema[] | undefined)?.filter((s) => 'const' in s).map((s) => JSON.stringify(s.const));
       if (literals && literals.length > 0) return { path, field, message: `must be one of ${literals.join(', ')}` };
@@ -73,7 +91,7 @@ function describeTaggedUnion(error: ValueError): Problem | null {
   if (!tag) return null;
   const choices = [...new Set(literalErrors.map((errors) => JSON.stringify(errors.find((e) => e.path === tag.path)!.schema.const)))];
   const path = tag.path.split('/').slice(1).map((p) => p.replace(/~1/g, '/').replace(/~0/g, '~'));
-  return { path, field: pathToField(path), message: `must be one of ${choices.join(', ')}, not ${JSON.stringify(tag.value)}` };
+  return { path, field: clip(pathToField(path), 200), message: `must be one of ${choices.join(', ')}, not ${shown(tag.value)}` };
 }
 
 /** The first few problems, most specific first: a union's own error is reported after its members'. */

@@ -13,6 +13,8 @@ import { buildApp } from './app.ts';
 import { hashToken } from './auth/tokens.ts';
 import { createDesiredService } from './desired/desired-service.ts';
 import { createPresence } from './presence.ts';
+import { createDeviceChannels } from './terminal/device-channels.ts';
+import { createAuditLog } from './audit/audit-log.ts';
 import { createRolloutEngine } from './rollout/rollout-engine.ts';
 import { startServer } from './server.ts';
 import { migrateToLatest } from './store/migrate.ts';
@@ -43,7 +45,9 @@ async function harness(): Promise<Harness> {
   await store.insertEnrollToken({ id: 'bootstrap', tokenHash: hashToken(ENROLL), description: 'bootstrap', createdAt: nowIso, expiresAt: null, revokedAt: null });
 
   const signing = generateKeyPair();
-  const { app, tickRollouts } = await assembleServer({ store, now, signing, sessionSecret: randomBytes(32), pollSeconds: 30, isOnline: () => true });
+  // These tests send many wrong credentials from one address on purpose; the rate limits have their own tests (hardening.test.ts).
+  const unlimited = { capacity: 1e9, refillPerSecond: 1e9 };
+  const { app, tickRollouts } = await assembleServer({ store, now, signing, sessionSecret: randomBytes(32), pollSeconds: 30, isOnline: () => true, authLimits: { perSource: unlimited, perIdentity: unlimited, attemptCost: 1, failureCost: 1 } });
   await app.ready();
   return {
     app,
@@ -615,6 +619,8 @@ describe('API in process', () => {
       desired: createDesiredService({ signingKey: loadPrivateKey(signing.privateKey), keyId: keyId(signing.publicKey), rollouts, now: () => START }),
       rollouts,
       presence: createPresence(store),
+      audit: createAuditLog({ store, now: () => START }),
+      channels: createDeviceChannels(),
       serverKey: { publicKey: signing.publicKey, keyId: keyId(signing.publicKey) },
       sessionSecret: randomBytes(32),
       now: () => START,

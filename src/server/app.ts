@@ -1,14 +1,19 @@
 import swagger from '@fastify/swagger';
+import websocket from '@fastify/websocket';
 import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { Type, type TSchema } from '@sinclair/typebox';
 import { DriftlessError } from '../protocol/errors.ts';
 import { admitResponse, createAdmission, DEFAULT_ADMISSION, type AdmissionConfig } from './admission.ts';
-import { problems } from '../protocol/validate.ts';
+import { clip, problems } from '../protocol/validate.ts';
 import type { DesiredService } from './desired/desired-service.ts';
 import type { Presence } from './presence.ts';
 import type { RolloutEngine } from './rollout/rollout-engine.ts';
 import type { Store } from './store/store.ts';
 import { createSessionCache, hashToken } from './auth/tokens.ts';
+import { createDeviceGate, type DeviceGate } from './auth/device-gate.ts';
+import { createTenantScope } from './auth/tenant-scope.ts';
+import { registerTenantRoutes } from './routes/tenants.ts';
+import { registerDeviceCredentialRoutes } from './routes/device-credentials.ts';
 import { registerArtifactRoutes, type ArtifactDeps } from './routes/artifacts.ts';
 import { registerDeviceRoutes } from './routes/device-protocol.ts';
 import { registerResourceRoutes } from './routes/resources.ts';
@@ -16,7 +21,15 @@ import { registerRolloutRoutes } from './routes/rollouts.ts';
 import { registerTelemetryRoutes } from './routes/telemetry.ts';
 import { registerMetricsRoute } from './telemetry/metrics.ts';
 import { registerTokenRoutes } from './routes/tokens.ts';
+import { registerTerminalRoutes } from './routes/terminal.ts';
+import { registerAuditRoutes } from './routes/audit.ts';
+import { registerAuditHook } from './audit/audit-hook.ts';
+import type { AuditLog } from './audit/audit-log.ts';
+import type { DeviceChannels } from './terminal/device-channels.ts';
+import type { Recordings } from './terminal/recordings.ts';
 import { createStatusWriter, createTelemetryWriter } from './status-writer.ts';
+import { serverLoggerOptions, type ServerLogger } from './log-redaction.ts';
+import { createAuthLimiter, DEFAULT_AUTH_LIMITS, type AuthLimitConfig } from './rate-limit.ts';
 
 const NoQuery = Type.Object({}, { additionalProperties: false });
 
@@ -30,6 +43,12 @@ declare module 'fastify' {
     access?: Access;
     /** Costly work (a signature check, a write): waits for a turn under admission control, or is refused as busy. */
     admission?: boolean;
+    /** The route checks a credential carried in its body (enrolment, a device session): rate-limited per source, and per the identity its body field names. */
+    authAttempt?: { identity: string };
+  }
+  interface FastifyInstance {
+    /** Every route's declared access, by `METHOD /path` (HEAD included): what the authorization test walks. */
+    routeAccess: ReadonlyMap<string, Access>;
   }
   interface FastifyReply {
     /** Takes a turn under admission control for the rest of this request (for a route that knows only late that it is costly). */
@@ -55,29 +74,66 @@ export type AppDeps = {
   now: () => number;
   pollSeconds: number;
   offlineAfterMs: number;
-  logger?: boolean;
+  /** The server's log; secrets are redacted from it (log-redaction.ts). */
+  logger?: ServerLogger;
+  /** Serve HTTPS with this certificate and key (PEM); responses then carry Strict-Transport-Security. */
+  tls?: { cert: string; key: string };
+  /** How fast one source may try credentials (DEFAULT_AUTH_LIMITS when absent). */
+  authLimits?: AuthLimitConfig;
   /** Where uploaded artifacts live and the key that signs them; without it, artifact routes answer 503. */
   artifacts?: ArtifactDeps;
+  /** Every connected agent's channel (hints, terminal, exec); `disconnect` drops a revoked device at once. */
+  channels: DeviceChannels;
+  /** Where terminal and exec sessions are recorded; without it, the server opens no remote sessions (503). */
+  recordings?: Recordings;
   /** Limits on costly device requests at once (DEFAULT_ADMISSION when absent). */
   admission?: AdmissionConfig;
+  /** The audit trail (audit/): API calls are recorded by a hook; terminal and exec sessions call `audit.record` themselves. */
+  audit: AuditLog;
+  /** Devices refused despite a valid session (pending, revoked); loaded from the store when absent. */
+  deviceGate?: DeviceGate;
 };
 
+/**
+ * What route plugins get: `store` is confined to the calling request's tenant (tenant-scope.ts);
+ * `serverStore` sees every tenant and is only for what must find its tenant first (enrollment by
+ * token, a device's session by its name).
+ */
+export type RouteDeps = AppDeps & { serverStore: Store; deviceGate: DeviceGate };
+
 export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
+  const secureHeaders = (reply: FastifyReply) => {
+    void reply.header('x-content-type-options', 'nosniff');
+    if (!reply.hasHeader('x-frame-options')) void reply.header('x-frame-options', 'DENY');
+    void reply.header('referrer-policy', 'no-referrer');
+    if (!reply.hasHeader('content-security-policy')) void reply.header('content-security-policy', "default-src 'none'; frame-ancestors 'none'");
+    // API answers may hold secrets (a new token) or fleet state: no cache keeps them.
+    if (!reply.hasHeader('cache-control')) void reply.header('cache-control', 'no-store');
+    if (deps.tls) void reply.header('strict-transport-security', 'max-age=31536000');
+  };
   const app = Fastify({
-    logger: deps.logger ?? false,
+    logger: serverLoggerOptions(deps.logger),
+    ...(deps.tls ? { https: deps.tls } : {}),
     bodyLimit: 4 * 1024 * 1024,
     return503OnClosing: true,
     // The router refuses some URLs before any route or error handler runs (a malformed escape, an over-long
     // parameter); they get the same `{ error: { code, message } }` body as every other error.
     frameworkErrors: (error, _request, reply) => {
       const status = error.statusCode ?? 400;
-      void (reply as FastifyReply).status(status).send({ error: { code: status >= 500 ? 'internal' : 'invalid-input', message: error.message } });
+      secureHeaders(reply as FastifyReply);
+      void (reply as FastifyReply).status(status).send({ error: { code: status >= 500 ? 'internal' : 'invalid-input', message: clip(error.message, 200) } });
     },
   });
+  // Before any hook and route: WebSocket routes (device channel, terminal) are served, and an upgrade
+  // refused by a hook (authentication, say) has its socket closed by the plugin's own hooks, which
+  // must therefore run first. Frames are small JSON.
+  await app.register(websocket, { options: { maxPayload: 256 * 1024 } });
   app.decorateRequest('device', null);
   app.decorateRequest('role', null);
   app.decorateRequest('tenant', null);
   app.decorateRequest('actor', null);
+  // Before every route: each mutating call and each refusal is recorded as its answer leaves.
+  registerAuditHook(app, { audit: deps.audit });
   const admission = createAdmission(deps.admission ?? DEFAULT_ADMISSION);
   app.decorateReply('admit', function (this: FastifyReply) {
     return admitResponse(admission, this.raw);
@@ -90,17 +146,59 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     return { error: new DriftlessError('invalid-input', `${httpPart === 'body' ? 'request body' : httpPart}: ${first.field}: ${first.message}`) };
   });
 
+  const routeAccess = new Map<string, Access>();
+  app.decorate('routeAccess', routeAccess);
   app.addHook('onRoute', (route) => {
     if (!route.config?.access && !route.url.startsWith('/documentation')) {
       throw new Error(`route ${route.method} ${route.url} declares no access rule`);
     }
+    if (route.config?.access) for (const method of [route.method].flat()) routeAccess.set(`${method} ${route.url}`, route.config.access);
     // A query parameter no route reads is a mistake (say `?dryRun=true`) and is refused, not ignored.
     route.schema = { ...route.schema, querystring: route.schema?.querystring ?? NoQuery };
     // A route-level hook, after authentication: other routes pay nothing for admission control.
     if (route.config?.admission) route.onRequest = [...[route.onRequest ?? []].flat(), async (_request, reply) => reply.admit()];
+    // Once the body is read: an identity (a device name) that has failed too often waits, whichever address asks.
+    if (route.config?.authAttempt) route.preHandler = [...[route.preHandler ?? []].flat(), async (request) => authLimits.check(null, attemptIdentity(request))];
+  });
+
+  // Guessing credentials runs dry: attempts and failures are counted per source (rate-limit.ts).
+  const authLimits = createAuthLimiter(deps.authLimits ?? DEFAULT_AUTH_LIMITS, deps.now);
+  const attemptIdentity = (request: FastifyRequest): string | null => {
+    const field = request.routeOptions.config.authAttempt?.identity;
+    const value = field ? (request.body as Record<string, unknown> | null | undefined)?.[field] : undefined;
+    return typeof value === 'string' ? `device:${value}` : null;
+  };
+  const takesApiToken = (request: FastifyRequest) => {
+    const access = request.routeOptions.config.access;
+    return access !== undefined && access !== 'public' && access !== 'device';
+  };
+  app.addHook('onRequest', async (request) => {
+    const attempt = request.routeOptions.config.authAttempt !== undefined;
+    if (attempt || (takesApiToken(request) && request.headers.authorization !== undefined)) authLimits.check(request.ip);
+    if (attempt) authLimits.attempt(request.ip);
+  });
+  app.addHook('onSend', async (request, reply, payload) => {
+    const attempt = request.routeOptions.config.authAttempt !== undefined;
+    const failed = reply.statusCode === 401 || (attempt && reply.statusCode === 403);
+    if (failed && (attempt || takesApiToken(request))) authLimits.failed(request.ip, attemptIdentity(request));
+    return payload;
+  });
+
+  // Secure headers on every answer; a route that sets its own (the dashboard's pages, a conditional GET) keeps them.
+  app.addHook('onSend', async (_request, reply, payload) => {
+    secureHeaders(reply);
+    // A WebSocket route asked without an upgrade: @fastify/websocket answers an empty 404; say what the route wants.
+    if (reply.statusCode === 404 && (payload === undefined || payload === null || payload === '')) {
+      void reply.status(426).header('upgrade', 'websocket').type('application/json; charset=utf-8');
+      return JSON.stringify({ error: { code: 'invalid-input', message: 'this route speaks WebSocket: connect with an "Upgrade: websocket" request' } });
+    }
+    return payload;
   });
 
   const sessions = createSessionCache(deps.sessionSecret);
+  const tenantScope = createTenantScope();
+  const deviceGate = deps.deviceGate ?? createDeviceGate();
+  if (!deps.deviceGate) await deviceGate.load(deps.store);
   app.addHook('onRequest', async (request) => {
     const access = request.routeOptions.config.access;
     if (!access || access === 'public') return;
@@ -108,21 +206,28 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     if (access === 'device') {
       const session = token ? sessions.read(token, deps.now()) : null;
       if (!session) throw new DriftlessError('unauthorized', 'device session missing or expired; authenticate again');
+      // In memory, so a revoked device is refused on its next request, whatever its session says.
+      const refused = deviceGate.refusal(session.device);
+      if (refused) throw new DriftlessError('forbidden', refused === 'pending' ? `device "${session.device}" is pending approval` : `device "${session.device}" is revoked`);
       request.device = session.device;
       request.actor = `device:${session.device}`;
-      request.tenant = 'default';
+      request.tenant = session.tenant;
       return;
     }
     if (!token) throw new DriftlessError('unauthorized', 'no API token: pass --token or set DRIFTLESS_TOKEN');
     const record = await deps.store.findApiToken(hashToken(token));
+    // The audit trail names a token it refuses below, by id (never its secret), in its own tenant.
+    if (record) request.auditWho = { actor: `token:${record.id}`, role: record.role, tenant: record.tenant ?? 'default' };
     const expired = record?.expiresAt && Date.parse(record.expiresAt) <= deps.now();
     if (!record || record.revokedAt || expired) throw new DriftlessError('unauthorized', 'API token is unknown, revoked or expired');
     const role = record.role as Role;
     if (roleRank[role] < roleRank[access]) throw new DriftlessError('forbidden', `this needs the ${access} role; the token has ${role}`);
     request.role = role;
     request.actor = `token:${record.id}`;
-    request.tenant = 'default';
+    request.tenant = record.tenant ?? 'default';
   });
+  // The handler, and all it awaits, runs as the request's tenant: the routes' store is confined to it.
+  app.addHook('preHandler', (request, _reply, done) => tenantScope.run(request.tenant, done));
 
   app.setErrorHandler((error: FastifyError | DriftlessError, _request, reply) => {
     const { status, code, message } = describeError(error);
@@ -144,14 +249,20 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   app.get('/v1/openapi.json', { config: { access: 'public' }, schema: { hide: true } }, async () => app.swagger());
   app.get('/healthz', { config: { access: 'public' }, schema: { hide: true } }, async () => ({ ok: true }));
 
+  // Status and telemetry are written by device name, for devices of every tenant: the server-wide store.
   const writers = { statusWriter: createStatusWriter(deps.store), telemetryWriter: createTelemetryWriter(deps.store) };
-  registerDeviceRoutes(app, { ...deps, ...writers });
-  registerTelemetryRoutes(app, { ...deps, ...writers });
-  registerMetricsRoute(app, { ...deps, ...writers });
-  registerResourceRoutes(app, deps);
-  registerRolloutRoutes(app, deps);
-  registerTokenRoutes(app, deps);
-  registerArtifactRoutes(app, deps);
+  const routeDeps: RouteDeps = { ...deps, store: tenantScope.store(deps.store), serverStore: deps.store, deviceGate };
+  registerDeviceRoutes(app, { ...routeDeps, ...writers });
+  registerTelemetryRoutes(app, { ...routeDeps, ...writers });
+  registerMetricsRoute(app, { ...routeDeps, ...writers });
+  registerResourceRoutes(app, routeDeps);
+  registerRolloutRoutes(app, routeDeps);
+  registerTokenRoutes(app, routeDeps);
+  registerTenantRoutes(app, routeDeps);
+  registerDeviceCredentialRoutes(app, routeDeps);
+  registerArtifactRoutes(app, routeDeps);
+  registerTerminalRoutes(app, routeDeps);
+  registerAuditRoutes(app, routeDeps);
   return app;
 }
 

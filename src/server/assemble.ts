@@ -2,9 +2,15 @@ import type { FastifyInstance } from 'fastify';
 import { keyId, loadPrivateKey } from '../protocol/signing.ts';
 import { DEFAULT_ADMISSION, type AdmissionConfig } from './admission.ts';
 import { buildApp } from './app.ts';
+import { resignDesired } from './keys/signing-keys.ts';
+import { createAuditLog, type AuditLog } from './audit/audit-log.ts';
+import type { ServerLogger } from './log-redaction.ts';
+import type { AuthLimitConfig } from './rate-limit.ts';
 import { createArtifactFiles } from './artifacts/artifact-files.ts';
-import { createDesiredService, type DesiredService } from './desired/desired-service.ts';
+import { createDesiredService, DEFAULT_DESIRED_VALIDITY_MS, type DesiredService } from './desired/desired-service.ts';
 import { createPresence, type Presence } from './presence.ts';
+import { createDeviceChannels, type DeviceChannels } from './terminal/device-channels.ts';
+import { createRecordings } from './terminal/recordings.ts';
 import { createRolloutEngine, type RolloutEngine } from './rollout/rollout-engine.ts';
 import type { DeviceRecord, Store } from './store/store.ts';
 
@@ -15,13 +21,23 @@ export type AssembleOptions = {
   signing: { privateKey: string; publicKey: string };
   sessionSecret: Buffer;
   pollSeconds: number;
-  logger?: boolean;
+  logger?: ServerLogger;
+  /** Serve HTTPS with this certificate and key (PEM). */
+  tls?: { cert: string; key: string };
+  /** How fast one source may try credentials; DEFAULT_AUTH_LIMITS when absent. */
+  authLimits?: AuthLimitConfig;
   /** Who counts as online for the rollout engine; by default, heard from within three polls. */
   isOnline?: (device: DeviceRecord) => boolean;
   /** Where uploaded artifacts are kept (one file per digest); none: the server refuses uploads. */
   artifactDir?: string;
+  /** Where terminal and exec sessions are recorded (asciicast files); none: the server opens no remote sessions. */
+  recordingDir?: string;
   /** Limits on costly device requests at once; DEFAULT_ADMISSION when absent. */
   admission?: AdmissionConfig;
+  /** Release public keys (SPKI, base64) devices pin; their components must then be signed releases. */
+  releaseKeys?: readonly string[];
+  /** How long a desired-state document is valid; DEFAULT_DESIRED_VALIDITY_MS when absent, null: never expires. */
+  desiredValidityMs?: number | null;
 };
 
 export type Assembled = {
@@ -29,9 +45,13 @@ export type Assembled = {
   desired: DesiredService;
   rollouts: RolloutEngine;
   presence: Presence;
+  /** Connected agents' channels: hints, terminal and exec sessions. */
+  channels: DeviceChannels;
   /** One rollout tick, as the server's timer runs it: advance every rollout and publish what changed. Never two at once. */
   tickRollouts(): Promise<void>;
   stats: { rolloutTicks: number; rolloutTickMs: number };
+  /** The audit trail the app records into. */
+  audit: AuditLog;
 };
 
 /** The server's parts wired together over a store, without listening: what startServer runs and what in-process tests build. */
@@ -40,13 +60,23 @@ export async function assembleServer(opts: AssembleOptions): Promise<Assembled> 
   const offlineAfterMs = Math.max(3 * opts.pollSeconds * 1000, 15_000);
   const presence = createPresence(store);
   const rollouts = createRolloutEngine({ isOnline: opts.isOnline ?? ((device) => presence.isOnline(device, now(), offlineAfterMs)) });
-  const desired = createDesiredService({ signingKey: loadPrivateKey(opts.signing.privateKey), keyId: keyId(opts.signing.publicKey), rollouts, now });
+  const channels = createDeviceChannels();
+  // A device whose document changed is told to pull now, over its channel, instead of at its next poll.
+  const desired = createDesiredService({ signingKey: loadPrivateKey(opts.signing.privateKey), keyId: keyId(opts.signing.publicKey), rollouts, now, onPublish: (devices) => channels.hint(devices), ...desiredTrust(opts) });
+  // After `driftless server rotate-key`: documents signed by the old key are signed anew, then every
+  // tenant's desired state is recomputed (artifact signatures in it changed too).
+  const resigned = await resignDesired(store, opts.signing);
   await desired.warm(store);
+  if (resigned > 0) for (const tenant of await store.listTenants()) await desired.change(store.forTenant(tenant.name), async () => ({ result: undefined, devices: 'all' }));
+  const audit = createAuditLog({ store, now });
   const app = await buildApp({
     store,
+    audit,
     desired,
     rollouts,
     presence,
+    channels,
+    ...(opts.recordingDir === undefined ? {} : { recordings: createRecordings(opts.recordingDir, now) }),
     serverKey: { publicKey: opts.signing.publicKey, keyId: keyId(opts.signing.publicKey) },
     sessionSecret: opts.sessionSecret,
     ...(opts.artifactDir === undefined ? {} : { artifacts: { files: createArtifactFiles(opts.artifactDir), signingKey: loadPrivateKey(opts.signing.privateKey) } }),
@@ -55,19 +85,31 @@ export async function assembleServer(opts: AssembleOptions): Promise<Assembled> 
     offlineAfterMs,
     admission: opts.admission ?? DEFAULT_ADMISSION,
     ...(opts.logger === undefined ? {} : { logger: opts.logger }),
+    ...(opts.tls === undefined ? {} : { tls: opts.tls }),
+    ...(opts.authLimits === undefined ? {} : { authLimits: opts.authLimits }),
   });
 
   let ticking: Promise<void> | null = null;
   const stats = { rolloutTicks: 0, rolloutTickMs: 0 };
   const tickRollouts = () => {
     const started = performance.now();
-    return (ticking ??= desired
-      .change(store, async (tx) => ({ result: undefined, devices: await rollouts.tick(tx, now()) }))
-      .finally(() => {
+    // Tenant by tenant: a Deployment selects devices of its own tenant only, and one tenant's rollouts commit apart from another's.
+    const tickTenants = async () => {
+      for (const tenant of await store.listTenants()) {
+        await desired.change(store.forTenant(tenant.name), async (tx) => ({ result: undefined, devices: await rollouts.tick(tx, now()) }));
+      }
+    };
+    return (ticking ??= tickTenants().finally(() => {
         ticking = null;
         stats.rolloutTicks++;
         stats.rolloutTickMs += performance.now() - started;
       }));
   };
-  return { app, desired, rollouts, presence, tickRollouts, stats };
+  return { app, desired, rollouts, presence, channels, audit, tickRollouts, stats };
+}
+
+/** What the desired service needs for update trust: release keys, and how long a document is valid. */
+function desiredTrust(opts: AssembleOptions): { releaseKeys?: readonly string[]; validityMs?: number } {
+  const validityMs = opts.desiredValidityMs === undefined ? DEFAULT_DESIRED_VALIDITY_MS : opts.desiredValidityMs;
+  return { ...(opts.releaseKeys ? { releaseKeys: opts.releaseKeys } : {}), ...(validityMs === null ? {} : { validityMs }) };
 }

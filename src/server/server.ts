@@ -1,10 +1,13 @@
-import { randomBytes, randomUUID } from 'node:crypto';
-import { mkdirSync } from 'node:fs';
+import { randomBytes, randomUUID, X509Certificate } from 'node:crypto';
+import { existsSync, mkdirSync } from 'node:fs';
+import { rotateSigningKey } from './keys/signing-keys.ts';
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { generateKeyPair } from '../protocol/signing.ts';
 import type { AdmissionConfig } from './admission.ts';
 import { assembleServer } from './assemble.ts';
+import { ensureSelfSignedCertificate, localHosts } from './tls/self-signed.ts';
+import { settleReleaseKeys } from './desired/release-keys.ts';
 import { hashToken, newSecretToken } from './auth/tokens.ts';
 import { migrateToLatest } from './store/migrate.ts';
 import { openSqlite } from './store/sqlite.ts';
@@ -25,12 +28,20 @@ export type ServerOptions = {
   now?: () => number;
   /** Limits on costly device requests at once (the defaults of admission.ts when absent). */
   admission?: AdmissionConfig;
+  /** Serve HTTPS: with this certificate and key (PEM), or with a self-signed one kept in the data directory. */
+  tls?: { cert: string; key: string } | 'self-signed';
+  /** Release public keys (SPKI, base64), kept in the store; devices pin them and then install only signed releases. */
+  releaseKeys?: readonly string[];
+  /** How long a desired-state document is valid before devices refuse it for new changes (default 24 h). */
+  desiredValidityMs?: number;
 };
 
 export type RunningServer = {
   app: FastifyInstance;
   url: string;
   store: Store;
+  /** The TLS certificate served (null: plain HTTP); its file when the server made it, for clients to pin with --ca. */
+  tls: { certFile: string | null; fingerprint256: string; created: boolean } | null;
   /** Credentials made on this start (shown once), if any. */
   created: { adminToken?: string; enrollToken?: string };
   /** What the rollout engine has cost so far: ticks run and their total time, desired-state refresh included. */
@@ -50,14 +61,25 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   const { privateKey, publicKey } = JSON.parse(signing) as { privateKey: string; publicKey: string };
   const sessionSecret = Buffer.from(await loadOrCreate(store, 'session-secret', () => randomBytes(32).toString('base64')), 'base64');
   const created = await ensureCredentials(store, options, new Date(now()).toISOString());
+  const tls =
+    options.tls === 'self-signed'
+      ? ensureSelfSignedCertificate(options.dataDir, localHosts([options.host]))
+      : options.tls
+        ? { ...options.tls, certFile: null, fingerprint256: new X509Certificate(options.tls.cert).fingerprint256, created: false }
+        : null;
 
-  const { app, presence, tickRollouts, stats } = await assembleServer({
+  const releaseKeys = await settleReleaseKeys(store, options.releaseKeys);
+  const { app, presence, desired, tickRollouts, stats } = await assembleServer({
     store,
     now,
     signing: { privateKey, publicKey },
     sessionSecret,
     pollSeconds: options.pollSeconds ?? 30,
     artifactDir: join(options.dataDir, 'artifacts'),
+    ...(tls ? { tls: { cert: tls.cert, key: tls.key } } : {}),
+    recordingDir: join(options.dataDir, 'recordings'),
+    ...(releaseKeys.length > 0 ? { releaseKeys } : {}),
+    ...(options.desiredValidityMs === undefined ? {} : { desiredValidityMs: options.desiredValidityMs }),
     ...(options.admission ? { admission: options.admission } : {}),
     ...(options.logger === undefined ? {} : { logger: options.logger }),
   });
@@ -65,6 +87,8 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     setInterval(() => void presence.flush().catch((e: unknown) => app.log.error(e)), 5_000),
     setInterval(() => void tickRollouts().catch((e: unknown) => app.log.error(e)), options.tickMs ?? 2_000),
     setInterval(() => void pruneTelemetry(store, now()).catch((e: unknown) => app.log.error(e)), 10 * 60_000),
+    // Documents are re-signed before they expire, here and never on the poll path.
+    setInterval(() => void desired.renew(store).catch((e: unknown) => app.log.error(e)), RENEW_INTERVAL_MS),
   ];
   await app.listen({ host: options.host, port: options.port });
   const address = app.server.address();
@@ -73,7 +97,8 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
 
   return {
     app,
-    url: `http://${host.includes(':') ? `[${host}]` : host}:${port}`,
+    url: `${tls ? 'https' : 'http'}://${host.includes(':') ? `[${host}]` : host}:${port}`,
+    tls: tls ? { certFile: tls.certFile, fingerprint256: tls.fingerprint256, created: tls.created } : null,
     store,
     created,
     stats,
@@ -93,6 +118,9 @@ const METRIC_RETENTION_MS = 2 * 24 * 3600_000;
 function pruneTelemetry(store: Store, nowMs: number): Promise<void> {
   return store.pruneTelemetry({ logsBefore: new Date(nowMs - LOG_RETENTION_MS).toISOString(), metricsBefore: new Date(nowMs - METRIC_RETENTION_MS).toISOString() });
 }
+
+/** Renewal runs in batches (1,000 documents a pass): 100,000 devices renewed within 17 minutes, the poll path untouched. */
+const RENEW_INTERVAL_MS = 10_000;
 
 async function loadOrCreate(store: Store, key: string, make: () => string): Promise<string> {
   const existing = await store.getMeta(key);
@@ -119,4 +147,20 @@ async function ensureCredentials(store: Store, options: ServerOptions, nowIso: s
     }
   });
   return created;
+}
+
+/**
+ * Replaces the signing key of the server whose data directory this is (run while it is stopped):
+ * see keys/signing-keys.ts. Devices follow the rotation; the server signs anew when it next starts.
+ */
+export async function rotateServerKey(dataDir: string, nowIso: string): Promise<{ previousKeyId: string; keyId: string } | null> {
+  const path = join(dataDir, 'driftless.db');
+  if (!existsSync(path)) return null;
+  const db = openSqlite(path);
+  try {
+    await migrateToLatest(db);
+    return await rotateSigningKey(createSqlStore(db), nowIso);
+  } finally {
+    await db.destroy();
+  }
 }

@@ -5,15 +5,25 @@ import type { AddressInfo } from 'node:net';
  * A man in the middle between a real agent and the real server. It forwards everything; when told
  * to, it rewrites what `GET /v1/device/desired-state` answers, the way an attacker or a broken
  * cache would: tampered (a field changed, the signature kept), unsigned (the signature dropped) or
- * replayed (an older, genuinely signed document served again).
+ * replayed (an older, genuinely signed document served again); withheld (the server's new documents
+ * kept back, the agent told nothing changed, to deliver later or out of order); forged (made from
+ * the server's current document by a function, e.g. re-signed with a stolen key).
  */
-export type ProxyMode = { kind: 'pass' } | { kind: 'tamper'; change: (payload: Record<string, unknown>) => void } | { kind: 'unsigned' } | { kind: 'replay'; document: unknown };
+export type ProxyMode =
+  | { kind: 'pass' }
+  | { kind: 'tamper'; change: (payload: Record<string, unknown>) => void }
+  | { kind: 'unsigned' }
+  | { kind: 'replay'; document: unknown }
+  | { kind: 'withhold' }
+  | { kind: 'forge'; forge: (genuine: Record<string, unknown>) => unknown };
 
 export type DesiredStateProxy = {
   url: string;
   setMode(mode: ProxyMode): void;
   /** Every desired-state document the server sent with status 200, in order. */
   documents: { generation: number; document: Record<string, unknown> }[];
+  /** The server's documents kept back in `withhold` mode, once each, in order. */
+  withheld: { generation: number; document: Record<string, unknown> }[];
   /** How many rewritten documents were served since the mode was last set. */
   rewrites(): number;
   close(): Promise<void>;
@@ -26,6 +36,7 @@ export async function startDesiredStateProxy(upstream: string): Promise<DesiredS
   let mode: ProxyMode = { kind: 'pass' };
   let rewritten = 0;
   const documents: DesiredStateProxy['documents'] = [];
+  const withheld: DesiredStateProxy['withheld'] = [];
 
 
 
@@ -42,10 +53,17 @@ export async function startDesiredStateProxy(upstream: string): Promise<DesiredS
 
     if (isDesired && answer.status === 200) {
       const document = JSON.parse(answer.body.toString('utf8')) as Record<string, unknown>;
+      const generation = (document.payload as { generation: number }).generation;
       if (current.kind === 'pass') {
-        documents.push({ generation: (document.payload as { generation: number }).generation, document });
+        documents.push({ generation, document });
+      } else if (current.kind === 'withhold') {
+        if (!withheld.some((w) => w.generation === generation)) withheld.push({ generation, document });
+        const etag = req.headers['if-none-match'];
+        res.writeHead(304, typeof etag === 'string' ? { etag } : {});
+        res.end();
+        return;
       } else {
-        const forged = structuredClone(current.kind === 'replay' ? current.document : document) as Record<string, unknown>;
+        const forged = structuredClone(current.kind === 'replay' ? current.document : current.kind === 'forge' ? current.forge(structuredClone(document)) : document) as Record<string, unknown>;
         if (current.kind === 'tamper') current.change(forged.payload as Record<string, unknown>);
         if (current.kind === 'unsigned') delete forged.signature;
         rewritten++;
@@ -78,6 +96,7 @@ export async function startDesiredStateProxy(upstream: string): Promise<DesiredS
       rewritten = 0;
     },
     documents,
+    withheld,
     rewrites: () => rewritten,
     async close() {
       server.closeAllConnections();

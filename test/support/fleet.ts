@@ -73,7 +73,7 @@ export type Fleet = {
   readonly env: NodeJS.ProcessEnv;
   server: ServerHandle | null;
   readonly url: string;
-  startServer(opts?: { listen?: string; dataDir?: string; wrap?: readonly string[] }): Promise<ServerHandle>;
+  startServer(opts?: { listen?: string; dataDir?: string; wrap?: readonly string[]; extraArgs?: readonly string[] }): Promise<ServerHandle>;
   startAgent(opts: AgentOptions): AgentHandle;
   /** Runs `driftless ARGS --server URL --token T` (unless `raw`); never throws on a non-zero exit. */
   cli(args: readonly string[], opts?: { raw?: boolean; token?: string }): Promise<CliResult>;
@@ -122,8 +122,8 @@ export function createFleet(prefix: string, opts: { adminToken?: string; enrollT
       return fleet.server.url;
     },
 
-    async startServer({ listen = '127.0.0.1:0', dataDir = join(dir, 'server'), wrap = [] } = {}) {
-      const args = ['server', '--data', dataDir, '--listen', listen, '--admin-token', adminToken, '--enroll-token', enrollToken, '--poll-interval', '1'];
+    async startServer({ listen = '127.0.0.1:0', dataDir = join(dir, 'server'), wrap = [], extraArgs = [] } = {}) {
+      const args = ['server', '--data', dataDir, '--listen', listen, '--admin-token', adminToken, '--enroll-token', enrollToken, '--poll-interval', '1', ...extraArgs];
       const [command, ...rest] = [...wrap, DRIFTLESS, ...args];
       const child = spawnChild(command!, rest, { cwd: dir, env, label: `server (${listen})` });
       children.push(child);

@@ -17,6 +17,10 @@ export type ServerClient = {
   postTelemetry(batch: TelemetryBatch): Promise<TelemetryAck>;
   /** Downloads an artifact's bytes by digest (checking them is the caller's job). */
   fetchArtifact(sha256: string): Promise<Buffer>;
+  /** The server's signing-key rotations (checking them is the caller's job: protocol/key-rotation.ts). */
+  fetchKeyRotations(): Promise<unknown>;
+  /** A device session token, for the channel's WebSocket; `renew` drops the one held (the server refused it). */
+  sessionToken(renew?: boolean): Promise<string>;
 };
 
 /**
@@ -115,6 +119,15 @@ export function createServerClient(opts: {
       const response = await deviceCall(`/v1/device/artifacts/${sha256}`, { signal: AbortSignal.timeout(Math.max(timeoutMs, 10 * 60_000)) });
       if (!response.ok) throw await failure(response);
       return Buffer.from(await response.arrayBuffer());
+    },
+    async fetchKeyRotations() {
+      const response = await deviceCall('/v1/device/keys', {});
+      if (!response.ok) throw await failure(response);
+      return ((await response.json()) as { rotations?: unknown }).rotations;
+    },
+    async sessionToken(renew = false) {
+      if (renew) session = null;
+      return sessionToken();
     },
   };
 }

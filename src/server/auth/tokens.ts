@@ -10,17 +10,21 @@ export function hashToken(token: string): string {
   return sha256Hex(token);
 }
 
+/** What a device session token says: which device, of which tenant, until when. */
+export type DeviceSessionClaims = { device: string; expiresAtMs: number; tenant: string };
+
 /**
- * A device session token: the device name and expiry, MACed with the server's session secret.
- * Checking one is a hash, not a database read, so the unchanged-state poll stays cheap, and any
- * replica holding the secret can check it.
+ * A device session token: the device name, expiry and tenant, MACed with the server's session
+ * secret. Checking one is a hash, not a database read, so the unchanged-state poll stays cheap, and
+ * any replica holding the secret can check it. (A revoked device is refused by an in-memory set,
+ * device-gate.ts, not by waiting for its token to expire.)
  */
-export function issueSessionToken(secret: Buffer, device: string, expiresAtMs: number): string {
-  const body = Buffer.from(JSON.stringify([device, expiresAtMs])).toString('base64url');
+export function issueSessionToken(secret: Buffer, device: string, expiresAtMs: number, tenant = 'default'): string {
+  const body = Buffer.from(JSON.stringify([device, expiresAtMs, tenant])).toString('base64url');
   return `${body}.${mac(secret, body)}`;
 }
 
-export function readSessionToken(secret: Buffer, token: string, nowMs: number): { device: string; expiresAtMs: number } | null {
+export function readSessionToken(secret: Buffer, token: string, nowMs: number): DeviceSessionClaims | null {
   const dot = token.indexOf('.');
   if (dot <= 0) return null;
   const body = token.slice(0, dot);
@@ -28,9 +32,9 @@ export function readSessionToken(secret: Buffer, token: string, nowMs: number): 
   const expected = Buffer.from(mac(secret, body), 'base64url');
   if (given.length !== expected.length || !timingSafeEqual(given, expected)) return null;
   try {
-    const [device, expiresAtMs] = JSON.parse(Buffer.from(body, 'base64url').toString()) as [unknown, unknown];
-    if (typeof device !== 'string' || typeof expiresAtMs !== 'number' || expiresAtMs <= nowMs) return null;
-    return { device, expiresAtMs };
+    const [device, expiresAtMs, tenant = 'default'] = JSON.parse(Buffer.from(body, 'base64url').toString()) as [unknown, unknown, unknown];
+    if (typeof device !== 'string' || typeof expiresAtMs !== 'number' || typeof tenant !== 'string' || expiresAtMs <= nowMs) return null;
+    return { device, expiresAtMs, tenant };
   } catch {
     return null;
   }
@@ -44,8 +48,8 @@ function mac(secret: Buffer, body: string): string {
  * Remembers session tokens already checked, so a device's poll costs a map lookup instead of a
  * MAC. Bounded: when full it starts again empty (every entry can be re-checked from the token).
  */
-export function createSessionCache(secret: Buffer, maxEntries = 200_000): { read(token: string, nowMs: number): { device: string; expiresAtMs: number } | null } {
-  let checked = new Map<string, { device: string; expiresAtMs: number }>();
+export function createSessionCache(secret: Buffer, maxEntries = 200_000): { read(token: string, nowMs: number): DeviceSessionClaims | null } {
+  let checked = new Map<string, DeviceSessionClaims>();
   return {
     read(token, nowMs) {
       const known = checked.get(token);

@@ -3,7 +3,7 @@ import { describe, test } from 'node:test';
 import fc from 'fast-check';
 import type { DesiredComponent } from '../../protocol/messages.ts';
 import type { Selector, Template } from '../../protocol/resources.ts';
-import { desiredComponentsFor, desiredContentHash, nextDesiredState, type DeploymentTarget, type DeviceFacts } from './compute.ts';
+import { desiredComponentsFor, desiredContentHash, desiredReleasesFor, nextDesiredState, type DeploymentTarget, type DeviceFacts } from './compute.ts';
 
 function target(name: string, selector: Selector, template: Template, revision = 1, held: readonly string[] = []): DeploymentTarget {
   return { name, selector, releaseFor: (device) => (held.includes(device) ? null : { revision, template }) };
@@ -122,5 +122,33 @@ describe('nextDesiredState', () => {
         }
       }),
     );
+  });
+});
+
+describe('nextDesiredState: expiry, renewal and releases', () => {
+  const at = '2025-01-01T00:00:00.000Z';
+  const components = desiredComponentsFor(store12, [target('pos', {}, pos)]);
+  const trust = { expiresAt: '2025-01-02T00:00:00.000Z', renewBefore: '2025-01-01T12:00:00.000Z' };
+
+  test('a document carries its expiry; an unchanged one is re-issued (a new generation) only once it is due', () => {
+    const first = nextDesiredState('pos-01', components, null, at, trust)!;
+    assert.equal(first.state.expiresAt, trust.expiresAt);
+    const previous = { generation: 1, contentHash: first.contentHash, expiresAt: first.state.expiresAt };
+    assert.equal(nextDesiredState('pos-01', components, previous, at, trust), null, 'not due: expires after renewBefore');
+    const due = nextDesiredState('pos-01', components, previous, at, { expiresAt: '2025-01-03T00:00:00.000Z', renewBefore: '2025-01-02T00:00:00.000Z' });
+    assert.equal(due?.state.generation, 2);
+    assert.deepEqual(due?.state.components, components);
+    assert.ok(nextDesiredState('pos-01', components, { generation: 1, contentHash: first.contentHash }, at, trust), 'a document from before expiry existed is re-issued with one');
+  });
+
+  test('signed releases and release keys are part of the content; without them hashes are as before', () => {
+    const signed: Template = { ...pos, release: { keyId: 'a'.repeat(16), signature: 'c2ln' } };
+    const releases = desiredReleasesFor(store12, [target('pos', {}, signed), target('cam', {}, cam)]);
+    assert.deepEqual(releases.map((r) => r.statement.deployment), ['pos'], 'an unsigned template contributes no release');
+    const withReleases = nextDesiredState('pos-01', components, null, at, { releases, releaseKeys: ['a2V5'] })!;
+    assert.deepEqual(withReleases.state.releases, releases);
+    assert.deepEqual(withReleases.state.releaseKeys, ['a2V5']);
+    assert.notEqual(withReleases.contentHash, desiredContentHash(components));
+    assert.equal(desiredContentHash(components, { releases: [], releaseKeys: [] }), desiredContentHash(components));
   });
 });

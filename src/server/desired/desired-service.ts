@@ -4,10 +4,10 @@ import type { SignedDesiredState } from '../../protocol/messages.ts';
 import { signValue } from '../../protocol/signing.ts';
 import type { RolloutEngine } from '../rollout/rollout-engine.ts';
 import type { Store } from '../store/store.ts';
-import { desiredComponentsFor, nextDesiredState } from './compute.ts';
+import { desiredComponentsFor, desiredReleasesFor, nextDesiredState } from './compute.ts';
 
 /** A device's current document, ready to serve: its body bytes and entity tag. */
-export type ServedDesired = { etag: string; body: string; generation: number };
+export type ServedDesired = { etag: string; body: string; generation: number; expiresAtMs: number | null };
 
 /**
  * Keeps each device's signed desired-state document. `refresh` recomputes inside the caller's
@@ -24,15 +24,39 @@ export type DesiredService = {
   publish(documents: readonly SignedDesiredState[]): void;
   served(device: string): ServedDesired | undefined;
   warm(store: Store): Promise<void>;
+  /**
+   * Re-issues (new generation, fresh expiry) the documents that would expire within half their
+   * validity, at most `limit` of them: run in the background, so the poll path never signs.
+   * Returns how many were renewed.
+   */
+  renew(store: Store, limit?: number): Promise<number>;
 };
 
-export function createDesiredService(deps: { signingKey: KeyObject; keyId: string; rollouts: RolloutEngine; now: () => number }): DesiredService {
+/** How long a desired state is valid by default: a device refuses it for new changes after this (freeze protection). */
+export const DEFAULT_DESIRED_VALIDITY_MS = 24 * 3600_000;
+
+export function createDesiredService(deps: {
+  signingKey: KeyObject;
+  keyId: string;
+  rollouts: RolloutEngine;
+  now: () => number;
+  /** Told which devices got a new document once it is served (the device channels hint them to pull). */
+  onPublish?: (devices: string[]) => void;
+  /** Release public keys (SPKI, base64): documents carry them and the signed releases of their components. */
+  releaseKeys?: readonly string[];
+  /** How long each document is valid (`expiresAt`); none: documents do not expire. */
+  validityMs?: number;
+}): DesiredService {
   const cache = new Map<string, ServedDesired>();
   const toServed = (doc: SignedDesiredState): ServedDesired => ({
     etag: `"g${doc.payload.generation}-${doc.signature.slice(0, 16).replace(/[^A-Za-z0-9]/g, '')}"`,
     body: canonicalJson(doc),
     generation: doc.payload.generation,
+    expiresAtMs: doc.payload.expiresAt === undefined ? null : Date.parse(doc.payload.expiresAt),
   });
+  const releaseKeys = deps.releaseKeys && deps.releaseKeys.length > 0 ? [...deps.releaseKeys].sort() : undefined;
+  const validityMs = deps.validityMs;
+  const unrenewable = new Set<string>();
 
   const service: DesiredService = {
     async change(store, work) {
@@ -50,13 +74,17 @@ export function createDesiredService(deps: { signingKey: KeyObject; keyId: strin
       const listed = only && only.length < 200 ? await Promise.all([...new Set(only)].map((name) => store.getDevice(name))) : await store.listDevices();
       const wanted = only ? new Set(only) : null;
       const devices = listed.filter((d): d is NonNullable<typeof d> => d !== null && d.status === 'accepted' && (!wanted || wanted.has(d.name)));
-      const issuedAt = new Date(deps.now()).toISOString();
+      const nowMs = deps.now();
+      const issuedAt = new Date(nowMs).toISOString();
+      const validity = validityMs === undefined ? {} : { expiresAt: new Date(nowMs + validityMs).toISOString(), renewBefore: new Date(nowMs + validityMs / 2).toISOString() };
       const artifacts = new Map((await store.listArtifacts()).map((a) => [a.sha256, { name: a.name, version: a.version, sha256: a.sha256, size: a.size, signature: a.signature }]));
       const artifactOf = (sha256: string) => artifacts.get(sha256) ?? null;
       const changed: SignedDesiredState[] = [];
       for (const device of devices) {
         const previous = await store.getDesired(device.name);
-        const next = nextDesiredState(device.name, desiredComponentsFor(device, targets, artifactOf), previous, issuedAt);
+        const trust = { ...validity, ...(releaseKeys ? { releaseKeys, releases: desiredReleasesFor(device, targets) } : {}) };
+        const last = previous ? { generation: previous.generation, contentHash: previous.contentHash, expiresAt: previous.document.payload.expiresAt } : null;
+        const next = nextDesiredState(device.name, desiredComponentsFor(device, targets, artifactOf), last, issuedAt, trust);
         if (!next) continue;
         const document: SignedDesiredState = { payload: next.state, keyId: deps.keyId, signature: signValue(deps.signingKey, next.state) };
         await store.putDesired({ device: device.name, generation: next.state.generation, contentHash: next.contentHash, document, issuedAt });
@@ -65,10 +93,29 @@ export function createDesiredService(deps: { signingKey: KeyObject; keyId: strin
       return changed;
     },
     publish(documents) {
-      for (const doc of documents) cache.set(doc.payload.device, toServed(doc));
+      for (const doc of documents) {
+        cache.set(doc.payload.device, toServed(doc));
+        unrenewable.delete(doc.payload.device);
+      }
+      if (documents.length > 0) deps.onPublish?.(documents.map((doc) => doc.payload.device));
     },
     served(device) {
       return cache.get(device);
+    },
+    async renew(store, limit = 1000) {
+      if (validityMs === undefined) return 0;
+      const before = deps.now() + validityMs / 2;
+      const due: string[] = [];
+      for (const [device, served] of cache) {
+        if ((served.expiresAtMs === null || served.expiresAtMs <= before) && !unrenewable.has(device)) due.push(device);
+        if (due.length >= limit) break;
+      }
+      if (due.length === 0) return 0;
+      await service.change(store, async () => ({ result: undefined, devices: due }));
+      // A device refresh skips (revoked, say) is not tried again until it gets a document some other way.
+      const still = due.filter((device) => cache.get(device)?.expiresAtMs === null || (cache.get(device)?.expiresAtMs ?? 0) <= before);
+      for (const device of still) unrenewable.add(device);
+      return due.length - still.length;
     },
     async warm(store) {
       for (const record of await store.listDesired()) cache.set(record.device, toServed(record.document));

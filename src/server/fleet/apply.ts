@@ -1,6 +1,8 @@
 import { contentHash } from '../../protocol/canonical.ts';
 import { DriftlessError } from '../../protocol/errors.ts';
 import type { AppliedResource, DeploymentResource, DeviceResource, SiteResource } from '../../protocol/resources.ts';
+import { releaseKeyRing, templateReleaseProblem } from '../../protocol/release.ts';
+import { readReleaseKeys } from '../desired/release-keys.ts';
 import type { RolloutEngine } from '../rollout/rollout-engine.ts';
 import type { Store } from '../store/store.ts';
 
@@ -54,6 +56,7 @@ async function applyDeployment(store: Store, rollouts: RolloutEngine, resource: 
   const name = resource.metadata.name;
   const labels = resource.metadata.labels ?? {};
   await checkAgentReleases(store, resource);
+  await checkReleaseSignature(store, resource, nowIso);
   const existing = await store.getDeployment(name);
   const templateHash = contentHash(resource.spec.template);
   const latest = existing ? await store.getRevision(name, existing.revision) : null;
@@ -89,6 +92,17 @@ async function checkAgentReleases(store: Store, resource: DeploymentResource): P
       throw new DriftlessError('invalid-input', `${field}.version: "${component.version}" differs from the artifact's version "${artifact.version}"; leave it out or make them equal`);
     }
   }
+}
+
+/**
+ * With release keys configured, a template must be signed by one of them, as it is: devices that
+ * pinned the keys would refuse it anyway, and the operator hears it now, in one line.
+ */
+async function checkReleaseSignature(store: Store, resource: DeploymentResource, nowIso: string): Promise<void> {
+  const keys = await readReleaseKeys(store);
+  if (keys.length === 0) return;
+  const problem = templateReleaseProblem(resource.metadata.name, resource.spec.template, releaseKeyRing(keys), Date.parse(nowIso));
+  if (problem) throw new DriftlessError(problem.code, problem.message);
 }
 
 /** A device may name a site nobody has described yet; the site then exists with no labels. */

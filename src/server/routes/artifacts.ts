@@ -4,7 +4,7 @@ import { Type, type Static } from '@sinclair/typebox';
 import { ArtifactStatement, signArtifact, type ArtifactRef } from '../../protocol/artifacts.ts';
 import { DriftlessError } from '../../protocol/errors.ts';
 import { Sha256Hex } from '../../protocol/resources.ts';
-import type { AppDeps } from '../app.ts';
+import type { RouteDeps } from '../app.ts';
 import type { ArtifactFiles } from '../artifacts/artifact-files.ts';
 
 /** Where the server keeps artifacts and the key it signs them with. */
@@ -19,7 +19,7 @@ const DigestParams = Type.Object({ digest: Sha256Hex });
  * Artifacts: operators upload raw bytes (`application/octet-stream`), the server names them by
  * their SHA-256 and signs `{ name, version, sha256, size }`; devices download them by digest.
  */
-export function registerArtifactRoutes(app: FastifyInstance, deps: AppDeps): void {
+export function registerArtifactRoutes(app: FastifyInstance, deps: RouteDeps): void {
   const { store } = deps;
   const artifacts = (): ArtifactDeps => {
     if (!deps.artifacts) throw new DriftlessError('unavailable', 'this server keeps no artifacts (it was started without a data directory)');
@@ -49,7 +49,8 @@ export function registerArtifactRoutes(app: FastifyInstance, deps: AppDeps): voi
         }
         const taken = (await store.listArtifacts()).find((a) => a.name === name && a.version === version);
         if (taken) {
-          files.remove(sha256);
+          // The file is named by its digest alone: another tenant may hold the same bytes.
+          if (!(await deps.serverStore.getArtifact(sha256))) files.remove(sha256);
           throw new DriftlessError('conflict', `${name} ${version} already exists with other bytes (${taken.sha256}); give the new upload another version`);
         }
         const statement = { name, version, sha256, size };

@@ -4,7 +4,7 @@ import { DriftlessError } from '../../protocol/errors.ts';
 import { applicableKinds, DeviceView, DriftEntry, type AppliedResource, type DeploymentView, type SiteView } from '../../protocol/resources.ts';
 import { resourceProblems } from '../../protocol/rules.ts';
 import { matchesRequirements, parseLabelSelector } from '../../protocol/selectors.ts';
-import { problems } from '../../protocol/validate.ts';
+import { clip, problems } from '../../protocol/validate.ts';
 import type { AppDeps } from '../app.ts';
 import { summariseDrift } from '../drift/drift.ts';
 import { applyResources } from '../fleet/apply.ts';
@@ -25,7 +25,8 @@ function readResources(items: readonly unknown[]): AppliedResource[] {
   return items.map((item, index) => {
     const kind = (item as { kind?: unknown } | null)?.kind;
     const name = (item as { metadata?: { name?: unknown } } | null)?.metadata?.name;
-    const where = `resources[${index}]${typeof kind === 'string' ? ` (${kind}${typeof name === 'string' ? ` ${name}` : ''})` : ''}`;
+    // Clipped: an input's own kind or name may be megabytes, and the message echoes them.
+    const where = `resources[${index}]${typeof kind === 'string' ? ` (${clip(kind, 40)}${typeof name === 'string' ? ` ${clip(name, 80)}` : ''})` : ''}`;
     if (typeof kind !== 'string' || !Object.hasOwn(applicableKinds, kind)) {
       throw new DriftlessError('invalid-input', `${where}: kind: must be one of ${Object.keys(applicableKinds).join(', ')}`);
     }

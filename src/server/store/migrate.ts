@@ -5,6 +5,8 @@ import * as rollouts from './migrations/002-rollouts.ts';
 import * as releasePrevious from './migrations/003-release-previous.ts';
 import * as telemetry from './migrations/004-telemetry.ts';
 import * as artifacts from './migrations/005-artifacts.ts';
+import * as tenants from './migrations/006-tenants.ts';
+import * as audit from './migrations/007-audit.ts';
 
 /** Migrations are listed here explicitly, in order, so a bundle or single executable carries them. */
 const migrations: Record<string, Migration> = {
@@ -13,6 +15,8 @@ const migrations: Record<string, Migration> = {
   '003-release-previous': releasePrevious,
   '004-telemetry': telemetry,
   '005-artifacts': artifacts,
+  '006-tenants': tenants,
+  '007-audit': audit,
 };
 
 /** Brings the store's schema to the newest migration; the migrations themselves are untyped (they describe the change). */

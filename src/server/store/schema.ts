@@ -6,7 +6,9 @@ import type { Generated } from 'kysely';
  */
 export type Database = {
   meta: { key: string; value: string };
+  tenants: { name: string; created_at: string };
   api_tokens: {
+    tenant: string;
     id: string;
     token_hash: string;
     role: string;
@@ -16,15 +18,23 @@ export type Database = {
     revoked_at: string | null;
   };
   enroll_tokens: {
+    tenant: string;
     id: string;
     token_hash: string;
     description: string;
     created_at: string;
     expires_at: string | null;
     revoked_at: string | null;
+    /** Devices enrolled with it land on this site (null: the device says). */
+    site: string | null;
+    max_uses: number | null;
+    uses: number;
+    /** 1: devices are accepted at once; 0: they wait, pending, for an operator. */
+    auto_accept: number;
   };
-  sites: { name: string; labels: string; spec: string; created_at: string; updated_at: string };
+  sites: { tenant: string; name: string; labels: string; spec: string; created_at: string; updated_at: string };
   devices: {
+    tenant: string;
     name: string;
     site: string | null;
     labels: string;
@@ -40,6 +50,7 @@ export type Database = {
     telemetry_dropped: number;
   };
   deployments: {
+    tenant: string;
     name: string;
     labels: string;
     spec: string;
@@ -49,6 +60,7 @@ export type Database = {
     updated_at: string;
   };
   deployment_revisions: {
+    tenant: string;
     deployment: string;
     revision: number;
     template_hash: string;
@@ -56,6 +68,7 @@ export type Database = {
     created_at: string;
   };
   rollouts: {
+    tenant: string;
     name: string;
     deployment: string;
     revision: number;
@@ -67,8 +80,9 @@ export type Database = {
     from_revision: number | null;
     machine: string | null;
   };
-  device_releases: { deployment: string; device: string; revision: number; rollout: string; released_at: string; previous_revision: number | null };
+  device_releases: { tenant: string; deployment: string; device: string; revision: number; rollout: string; released_at: string; previous_revision: number | null };
   incidents: {
+    tenant: string;
     id: string;
     rollout: string;
     deployment: string;
@@ -110,7 +124,25 @@ export type Database = {
     received_at: string;
   };
   device_logs: { device: string; seq: number; at: string; component: string; line: string };
-  artifacts: { sha256: string; name: string; version: string; size: number; signature: string; created_at: string };
+  artifacts: { tenant: string; sha256: string; name: string; version: string; size: number; signature: string; created_at: string };
   /** `component` is '' for host metrics. */
   device_metrics: { device: string; seq: number; at: string; component: string; name: string; value: number };
+  /** One hash chain per tenant; `detail` is canonical JSON. */
+  audit_log: {
+    tenant: string;
+    seq: number;
+    at: string;
+    actor: string;
+    role: string | null;
+    action: string;
+    target: string | null;
+    source_ip: string | null;
+    status: number;
+    error: string | null;
+    detail: string;
+    prev_hash: string;
+    hash: string;
+  };
+  /** Each tenant's newest audit entry, written with it. */
+  audit_heads: { tenant: string; seq: number; hash: string };
 };

@@ -24,6 +24,7 @@ export function device(name: string, change: Partial<DeviceRecord> = {}): Device
     enrolledAt: T0,
     lastSeen: null,
     appliedGeneration: 0,
+    tenant: 'default',
     ...change,
   };
 }
@@ -94,14 +95,26 @@ export function describeStoreContract(engine: string, open: OpenStore): void {
       const token = { id: 't1', role: 'viewer', description: 'ci', createdAt: T0, expiresAt: T2, revokedAt: null };
       await store.insertApiToken({ ...token, tokenHash: 'h1' });
       await store.insertApiToken({ ...token, id: 't2', role: 'admin', expiresAt: null, tokenHash: 'h2' });
-      assert.deepEqual(await store.findApiToken('h1'), token);
+      assert.deepEqual(await store.findApiToken('h1'), { ...token, tenant: 'default' });
       assert.equal((await store.findApiToken('h2'))?.role, 'admin');
       assert.equal(await store.findApiToken('t1'), null, 'the id is not the hash');
       assert.equal(await store.countApiTokens(), 2);
       await assert.rejects(store.insertApiToken({ ...token, id: 't3', tokenHash: 'h1' }), 'a token hash is unique');
 
       await store.insertEnrollToken({ id: 'e1', description: 'bootstrap', createdAt: T0, expiresAt: null, revokedAt: T1, tokenHash: 'eh' });
-      assert.deepEqual(await store.findEnrollToken('eh'), { id: 'e1', role: 'enroll', description: 'bootstrap', createdAt: T0, expiresAt: null, revokedAt: T1 });
+      assert.deepEqual(await store.findEnrollToken('eh'), {
+        id: 'e1',
+        role: 'enroll',
+        description: 'bootstrap',
+        createdAt: T0,
+        expiresAt: null,
+        revokedAt: T1,
+        tenant: 'default',
+        site: null,
+        maxUses: null,
+        uses: 0,
+        autoAccept: true,
+      });
       assert.equal(await store.findEnrollToken('h1'), null, 'API tokens are not enrollment tokens');
       assert.equal(await store.findApiToken('eh'), null);
     });
@@ -293,6 +306,82 @@ export function describeStoreContract(engine: string, open: OpenStore): void {
         assert.ok(await tx.getDevice('pos-01'));
         assert.equal((await tx.listDevices()).length, 1);
       });
+    });
+
+    test('tenants: a view sees only its tenant; names chosen by operators are per tenant, device names server-wide', async () => {
+      assert.deepEqual((await store.listTenants()).map((t) => t.name), ['default']);
+      await store.insertTenant({ name: 'acme', createdAt: T0 });
+      const own = store.forTenant('default');
+      const acme = store.forTenant('acme');
+      assert.equal(acme.tenant, 'acme');
+      assert.deepEqual((await acme.listTenants()).map((t) => t.name), ['acme']);
+      assert.equal(await acme.getTenant('default'), null, 'another tenant reads as absent');
+
+      for (const view of [own, acme]) {
+        await view.putSite({ name: 'store-12', labels: { owner: view.tenant! }, spec: {}, createdAt: T0, updatedAt: T0 });
+        await view.putDeployment(deployment({ labels: { owner: view.tenant! } }));
+        await view.insertRevision(revision(1));
+        await view.putRollout(rollout('pos-1', { reason: view.tenant! }));
+        await view.putIncident({ id: 'pos-1-incident', rollout: 'pos-1', deployment: 'pos', state: 'open', title: view.tenant!, timeline: [], openedAt: T0, closedAt: null });
+      }
+      assert.deepEqual((await acme.getSite('store-12'))?.labels, { owner: 'acme' });
+      assert.deepEqual((await own.getSite('store-12'))?.labels, { owner: 'default' });
+      assert.deepEqual((await acme.getDeployment('pos'))?.labels, { owner: 'acme' });
+      assert.equal((await acme.getRollout('pos-1'))?.reason, 'acme');
+      assert.equal((await own.getIncident('pos-1-incident'))?.title, 'default');
+      assert.equal((await acme.listSites()).length, 1);
+      assert.equal((await store.listSites()).length, 2, 'the server-wide view sees both');
+
+      await acme.insertDevice(device('kiosk-01'));
+      await own.insertDevice(device('pos-01'));
+      await assert.rejects(acme.insertDevice(device('pos-01')), 'a device name is unique server-wide');
+      assert.equal(await own.getDevice('kiosk-01'), null);
+      assert.deepEqual((await acme.listDevices()).map((d) => d.name), ['kiosk-01']);
+      assert.equal(await own.deviceTenant('kiosk-01'), 'acme', 'where a device belongs is known server-wide');
+      await own.updateDevice('kiosk-01', { status: 'revoked' });
+      assert.equal((await acme.getDevice('kiosk-01'))?.status, 'accepted', "a tenant cannot change another's device");
+
+      await store.recordStatus('kiosk-01', 1, T1, T1, [status('pos')]);
+      await store.recordEvents('kiosk-01', T1, [event(1)]);
+      await store.putDesired({ device: 'kiosk-01', generation: 1, contentHash: 'h', document: signedDoc('kiosk-01', 1), issuedAt: T1 });
+      assert.equal((await acme.listComponents()).length, 1);
+      assert.equal((await own.listComponents()).length, 0);
+      assert.equal((await own.listComponents('kiosk-01')).length, 0);
+      assert.equal((await own.listEvents('kiosk-01', 10)).length, 0);
+      assert.equal(await own.getDesired('kiosk-01'), null);
+      assert.equal((await own.listDesired()).length, 0);
+      assert.equal((await acme.listDesired()).length, 1);
+      assert.equal(await own.getTelemetryMark('kiosk-01'), null);
+
+      await acme.insertApiToken({ id: 'a1', tokenHash: 'ah', role: 'admin', description: '', createdAt: T0, expiresAt: null, revokedAt: null, tenant: 'default' });
+      assert.equal((await store.findApiToken('ah'))?.tenant, 'acme', "a view's writes land in its tenant, whatever the record says");
+      assert.equal(await own.countApiTokens(), 0);
+      assert.equal(await own.revokeApiToken('a1', T1), false);
+      assert.equal(await acme.revokeApiToken('a1', T1), true);
+      assert.equal((await acme.listApiTokens())[0]?.revokedAt, T1);
+    });
+
+    test('enrollment tokens: tenant, site, a use limit taken one at a time; unaccepted devices listed', async () => {
+      await store.insertTenant({ name: 'acme', createdAt: T0 });
+      const acme = store.forTenant('acme');
+      await acme.insertEnrollToken({ id: 'e1', tokenHash: 'eh', description: '', createdAt: T0, expiresAt: null, revokedAt: null, site: 'dock-3', maxUses: 2, autoAccept: false });
+      const found = await store.findEnrollToken('eh');
+      assert.deepEqual([found?.tenant, found?.site, found?.maxUses, found?.uses, found?.autoAccept], ['acme', 'dock-3', 2, 0, false]);
+      assert.equal(await store.forTenant('default').useEnrollToken('e1'), false, "another tenant's token is not there");
+      assert.equal(await acme.useEnrollToken('e1'), true);
+      assert.equal(await acme.useEnrollToken('e1'), true);
+      assert.equal(await acme.useEnrollToken('e1'), false, 'used up');
+      assert.equal((await acme.listEnrollTokens())[0]?.uses, 2);
+      assert.equal(await acme.revokeEnrollToken('e1', T1), true);
+
+      await acme.insertDevice(device('kiosk-01', { status: 'pending' }));
+      await store.insertDevice(device('pos-01', { status: 'revoked' }));
+      await store.insertDevice(device('pos-02'));
+      assert.deepEqual((await store.listUnacceptedDevices()).sort((a, b) => (a.name < b.name ? -1 : 1)), [
+        { name: 'kiosk-01', status: 'pending' },
+        { name: 'pos-01', status: 'revoked' },
+      ]);
+      assert.deepEqual(await acme.listUnacceptedDevices(), [{ name: 'kiosk-01', status: 'pending' }]);
     });
   });
 }
