@@ -200,7 +200,8 @@ export function createAgent(deps: AgentDeps): Agent {
   /** Re-pins the server key when a rotation chain signed by the pinned key leads on; durable before it is used. */
   async function followKeyRotation(): Promise<boolean> {
     if (!identity?.serverKey) return false;
-    const listed = await serverClient().fetchKeyRotations();
+    // No rotations to be had (an older server, a lost link): the document stays refused, as it would have been.
+    const listed = await serverClient().fetchKeyRotations().catch(() => null);
     const rotations = Array.isArray(listed) ? listed.filter((r): r is KeyRotation => isValid(KeyRotation, r)) : [];
     const next = followRotations(identity.serverKey, rotations);
     if (next === identity.serverKey) return false;

@@ -135,15 +135,14 @@ describe('release trust: nothing runs that no operator released', { timeout: 300
     await proxy?.close();
   });
 
+  /** Each attack is answered by one new refusal event naming it (the agent reports a repeated refusal once). */
   async function expectRefusal(code: string, attack: string): Promise<void> {
-    await waitFor(
-      `a desired-state-refused event naming ${code} (${attack})`,
-      () => fleet.deviceDetail(device),
-      (d) => d.events.some((e) => e.type === 'desired-state-refused' && e.message.includes(`(${code})`) && !seen.has(e.seq)),
-      { timeoutMs: 60_000, context: () => `proxy served ${proxy.rewrites()} forged documents\n${fleet.diagnostics()}` },
-    ).then((d) => {
-      for (const e of d.events) seen.add(e.seq);
+    const fresh = (d: Awaited<ReturnType<Fleet['deviceDetail']>>) => d.events.find((e) => e.type === 'desired-state-refused' && e.message.includes(`(${code})`) && !seen.has(e.seq));
+    const detail = await waitFor(`a desired-state-refused event naming ${code} (${attack})`, () => fleet.deviceDetail(device), (d) => fresh(d) !== undefined, {
+      timeoutMs: 60_000,
+      context: () => `proxy served ${proxy.rewrites()} forged documents\n${fleet.diagnostics()}`,
     });
+    seen.add(fresh(detail)!.seq);
     assert.ok(proxy.rewrites() > 0, 'the agent did fetch the forgery');
     assert.ok(isAlive(trustedPid), `the trusted workload (pid ${trustedPid}) still runs`);
     assert.deepEqual(workload(), { pids: [trustedPid], versions: [trustedVersion] }, `nothing changed on the device after the ${attack}`);
