@@ -6,7 +6,7 @@ import { after, before, describe, it } from 'node:test';
 import type { DesiredState } from '../../src/protocol/messages.ts';
 import type { DeviceView } from '../../src/protocol/resources.ts';
 import { generateKeyPair, keyId, loadPrivateKey, signValue } from '../../src/protocol/signing.ts';
-import { findProcesses, isAlive, workloadPids } from '../support/child.ts';
+import { findProcesses, isAlive, workloadVersions } from '../support/child.ts';
 import { startDesiredStateProxy, type DesiredStateProxy } from '../support/desired-state-proxy.ts';
 import { assertBusybox, componentOf, createFleet, uniqueTag, type AgentHandle, type Fleet } from '../support/fleet.ts';
 import { waitFor } from '../support/wait.ts';
@@ -41,17 +41,7 @@ spec:
 `;
 }
 
-function workload(): { pids: number[]; versions: string[] } {
-  const pids = workloadPids([device]);
-  const versions = pids.map((pid) => {
-    try {
-      return readFileSync(`/proc/${pid}/environ`, 'latin1').split('\0').find((e) => e.startsWith('APP_VERSION='))?.slice(12) ?? '?';
-    } catch {
-      return 'gone';
-    }
-  });
-  return { pids, versions };
-}
+const workload = () => workloadVersions(device);
 
 type Doc = { payload: DesiredState; keyId: string; signature: string };
 

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import type { DeviceView } from '../../src/protocol/resources.ts';
-import { findProcesses, isAlive, workloadPids } from '../support/child.ts';
+import { findProcesses, isAlive, workloadVersions } from '../support/child.ts';
 import { startDesiredStateProxy, type DesiredStateProxy } from '../support/desired-state-proxy.ts';
 import { assertBusybox, componentOf, createFleet, uniqueTag, type AgentHandle, type Fleet } from '../support/fleet.ts';
 import { waitFor } from '../support/wait.ts';
@@ -36,17 +36,7 @@ spec:
 }
 
 /** The workload process of the device and the version in its environment. */
-function workload(): { pids: number[]; versions: string[] } {
-  const pids = workloadPids([device]);
-  const versions = pids.map((pid) => {
-    try {
-      return readFileSync(`/proc/${pid}/environ`, 'latin1').split('\0').find((e) => e.startsWith('APP_VERSION='))?.slice(12) ?? '?';
-    } catch {
-      return 'gone';
-    }
-  });
-  return { pids, versions };
-}
+const workload = () => workloadVersions(device);
 
 describe('trust: forged desired state is refused and reported', { timeout: 240_000 }, () => {
   let fleet: Fleet;

@@ -157,3 +157,16 @@ export function isAlive(pid: number): boolean {
     return false;
   }
 }
+
+/** A device's workload processes and the APP_VERSION each was started with ('gone' if it exited meanwhile). */
+export function workloadVersions(device: string): { pids: number[]; versions: string[] } {
+  const pids = workloadPids([device]);
+  const versions = pids.map((pid) => {
+    try {
+      return readFileSync(`/proc/${pid}/environ`, 'latin1').split('\0').find((e) => e.startsWith('APP_VERSION='))?.slice(12) ?? '?';
+    } catch {
+      return 'gone';
+    }
+  });
+  return { pids, versions };
+}

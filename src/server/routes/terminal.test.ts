@@ -195,6 +195,19 @@ describe('remote terminal and exec through the server', () => {
     assert.ok(events.every(([t], i) => typeof t === 'number' && (i === 0 || t >= events[i - 1]![0])), 'times grow');
   });
 
+  test('one caller holds at most 8 remote sessions at once; a ninth is a 429 until one closes', async () => {
+    const open = Array.from({ length: 8 }, () => operator(h, 'dev-1', OPERATOR));
+    await until('eight terminals open', () => open.every((op) => op.frames.some((f) => f.type === 'opened')));
+    const ninth = operator(h, 'dev-1', OPERATOR);
+    const refusal = await ninth.refused;
+    assert.equal(refusal.status, 429);
+    assert.match(refusal.body.error.message, /at most 8/);
+    assert.equal((await exec(h, 'dev-1', OPERATOR, { command: ['id'] })).status, 429, 'exec counts against the same limit');
+    open[0]!.socket.close();
+    await until('a turn to come back', async () => (await exec(h, 'dev-1', OPERATOR, { command: ['id'] })).status === 200);
+    for (const op of open.slice(1)) op.socket.close();
+  });
+
   test('the operator leaving hangs up the shell on the device', async () => {
     const op = operator(h, 'dev-1', OPERATOR);
     await until('opened', () => op.frames.some((f) => f.type === 'opened'));

@@ -3,7 +3,11 @@ import { Type, type Static } from '@sinclair/typebox';
 import { ExecRequest, ExecResponse, Recording } from '../../protocol/channel.ts';
 import { DriftlessError } from '../../protocol/errors.ts';
 import type { AppDeps } from '../app.ts';
+import { createConcurrencyLimit, type ConcurrencyLimit } from '../rate-limit.ts';
 import { relayTerminal, runExec, type SessionContext } from '../terminal/relay.ts';
+
+/** Remote sessions (terminals and running execs) one caller may hold open at once. */
+const SESSIONS_PER_CALLER = 8;
 
 const DeviceParams = Type.Object({ name: Type.String({ minLength: 1, maxLength: 253 }) });
 const RecordingParams = Type.Object({ id: Type.String({ minLength: 1, maxLength: 64 }) });
@@ -19,6 +23,8 @@ type DeviceRequest = FastifyRequest<{ Params: Static<typeof DeviceParams> }>;
 export function registerTerminalRoutes(app: FastifyInstance, deps: AppDeps): void {
   const { store, channels, recordings } = deps;
   const log = (message: string) => app.log.warn(message);
+  const open: ConcurrencyLimit = createConcurrencyLimit(SESSIONS_PER_CALLER, 'remote sessions');
+  const caller = (request: FastifyRequest) => `${request.tenant ?? 'default'}/${request.actor ?? 'unknown'}`;
 
   // An agent's channel: hints and sessions. A device that is not accepted (revoked, pending) is refused.
   app.get(
@@ -58,11 +64,18 @@ export function registerTerminalRoutes(app: FastifyInstance, deps: AppDeps): voi
       config: { access: 'operator' },
       schema: { tags: ['terminal'], summary: 'An interactive shell on the device (WebSocket; frames in protocol/channel.ts)', params: DeviceParams, querystring: TerminalQuery },
       preHandler: async (request) => {
-        (request as unknown as { session: SessionContext }).session = await reachable(request, 'a terminal');
+        const session = await reachable(request, 'a terminal');
+        // Taken before the upgrade, so a caller over the limit gets a plain 429, and given back when the socket closes.
+        const held = open.acquire(caller(request));
+        // Whatever becomes of the upgrade, the connection closing gives the turn back (release is idempotent).
+        request.raw.socket.once('close', () => held.release());
+        (request as unknown as { session: SessionContext; held: { release(): void } }).held = held;
+        (request as unknown as { session: SessionContext }).session = session;
       },
     },
     (socket, request) => {
-      const ctx = (request as unknown as { session: SessionContext }).session;
+      const { session: ctx, held } = request as unknown as { session: SessionContext; held: { release(): void } };
+      socket.once('close', () => held.release());
       relayTerminal(ctx, socket, { cols: Number(request.query.cols ?? 80), rows: Number(request.query.rows ?? 24) });
     },
   );
@@ -81,11 +94,16 @@ export function registerTerminalRoutes(app: FastifyInstance, deps: AppDeps): voi
     },
     async (request, reply: FastifyReply): Promise<ExecResponse> => {
       const ctx = await reachable(request, 'exec');
+      const held = open.acquire(caller(request));
       const gone = new AbortController();
       reply.raw.once('close', () => {
         if (!reply.raw.writableFinished) gone.abort();
       });
-      return runExec(ctx, request.body, gone.signal);
+      try {
+        return await runExec(ctx, request.body, gone.signal);
+      } finally {
+        held.release();
+      }
     },
   );
 
