@@ -13,6 +13,7 @@ import { parseManifest } from './manifest.ts';
 import { applicableKinds } from './resources.ts';
 import { generateKeyPair, loadPrivateKey, loadPublicKey, signText, signValue, verifyText, verifyValue } from './signing.ts';
 import { isValid, parseAs, problems, shown } from './validate.ts';
+import { pathsOf, replaced } from '../../test/support/hostile-input.ts';
 
 /**
  * Every decoder of outside input, fed random and hostile input: schemas of every protocol module
@@ -94,21 +95,6 @@ function sampleOf(schema: TSchema): unknown {
   }
 }
 
-/** Paths into a JSON-ish value, to mutate one member of an otherwise near-valid input. */
-function pathsOf(value: unknown, prefix: (string | number)[] = [], out: (string | number)[][] = []): (string | number)[][] {
-  out.push(prefix);
-  if (Array.isArray(value)) value.forEach((item, i) => pathsOf(item, [...prefix, i], out));
-  else if (value !== null && typeof value === 'object') for (const [key, item] of Object.entries(value)) pathsOf(item, [...prefix, key], out);
-  return out;
-}
-
-function replaced(value: unknown, path: readonly (string | number)[], replacement: unknown): unknown {
-  if (path.length === 0) return replacement;
-  const copy = (Array.isArray(value) ? [...value] : { ...(value as object) }) as Record<string | number, unknown>;
-  const [head, ...rest] = path;
-  copy[head!] = replaced(copy[head!], rest, replacement);
-  return copy;
-}
 
 const anyValue = fc.oneof(
   fc.jsonValue({ maxDepth: 4 }),

@@ -13,6 +13,7 @@ import { hashToken } from './auth/tokens.ts';
 import { migrateToLatest } from './store/migrate.ts';
 import { openSqlite } from './store/sqlite.ts';
 import { createSqlStore } from './store/store.ts';
+import { pathsOf, replaced, routesOf } from '../../test/support/hostile-input.ts';
 
 /**
  * The whole API, fed random and hostile requests in process: any registered route (found from the
@@ -51,21 +52,6 @@ type JsonSchema = {
 };
 type Operation = { requestBody?: { content?: Record<string, { schema?: JsonSchema }> }; parameters?: { in: string; name: string; schema?: JsonSchema }[] };
 type Route = { method: string; path: string; body: JsonSchema | null; query: Record<string, JsonSchema> };
-
-/** The router's own list of routes: [method, path] for each, HEAD included. */
-function routesOf(app: FastifyInstance): [string, string][] {
-  const out: [string, string][] = [];
-  const stack: string[] = [];
-  for (const line of app.printRoutes({ commonPrefix: false }).split('\n')) {
-    const match = /^((?:│   |    )*)(?:├── |└── )(\S+) \(([A-Z, ]+)\)/.exec(line);
-    if (!match) continue;
-    const depth = match[1]!.length / 4;
-    stack.length = depth;
-    stack.push(match[2]!);
-    for (const method of match[3]!.split(', ')) out.push([method, stack.join('')]);
-  }
-  return out;
-}
 
 const anyJson = fc.jsonValue({ maxDepth: 3 });
 
@@ -115,20 +101,6 @@ function safeMatching(pattern: string, maxLength = 64): fc.Arbitrary<string> {
   }
 }
 
-function pathsOf(value: unknown, prefix: (string | number)[] = [], out: (string | number)[][] = []): (string | number)[][] {
-  out.push(prefix);
-  if (Array.isArray(value)) value.forEach((item, i) => pathsOf(item, [...prefix, i], out));
-  else if (value !== null && typeof value === 'object') for (const [key, item] of Object.entries(value)) pathsOf(item, [...prefix, key], out);
-  return out;
-}
-
-function replaced(value: unknown, path: readonly (string | number)[], replacement: unknown): unknown {
-  if (path.length === 0) return replacement;
-  const copy = (Array.isArray(value) ? [...value] : { ...(value as object) }) as Record<string | number, unknown>;
-  const [head, ...rest] = path;
-  copy[head!] = replaced(copy[head!], rest, replacement);
-  return copy;
-}
 
 /** A body for a route: shaped by its schema, the same with one member replaced by anything, or any JSON at all. */
 function bodyFor(route: Route): fc.Arbitrary<unknown> {

@@ -20,6 +20,7 @@ import { startServer } from './server.ts';
 import { migrateToLatest } from './store/migrate.ts';
 import { openSqlite } from './store/sqlite.ts';
 import { createSqlStore, type Store } from './store/store.ts';
+import { routesOf } from '../../test/support/hostile-input.ts';
 
 const ADMIN = 'admin-token';
 const OPERATOR = 'operator-token';
@@ -505,21 +506,6 @@ describe('API in process', () => {
   });
 
   describe('every route, sent garbage', () => {
-    /** The router's own list of routes: [method, path] for each, HEAD included. */
-    function routesOf(app: FastifyInstance): [string, string][] {
-      const out: [string, string][] = [];
-      const stack: string[] = [];
-      for (const line of app.printRoutes({ commonPrefix: false }).split('\n')) {
-        const match = /^((?:│   |    )*)(?:├── |└── )(\S+) \(([A-Z, ]+)\)/.exec(line);
-        if (!match) continue;
-        const depth = match[1]!.length / 4;
-        stack.length = depth;
-        stack.push(match[2]!);
-        for (const method of match[3]!.split(', ')) out.push([method, stack.join('')]);
-      }
-      return out;
-    }
-
     const PUBLIC = ['/healthz', '/v1/openapi.json', '/v1/enroll', '/v1/device/session'];
     const fill = (path: string, value: string) => path.replace(/:[A-Za-z]+/g, value);
 

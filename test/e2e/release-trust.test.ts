@@ -8,7 +8,7 @@ import type { DeviceView } from '../../src/protocol/resources.ts';
 import { generateKeyPair, keyId, loadPrivateKey, signValue } from '../../src/protocol/signing.ts';
 import { findProcesses, isAlive, workloadVersions } from '../support/child.ts';
 import { startDesiredStateProxy, type DesiredStateProxy } from '../support/desired-state-proxy.ts';
-import { assertBusybox, componentOf, createFleet, uniqueTag, type AgentHandle, type Fleet } from '../support/fleet.ts';
+import { assertBusybox, componentOf, createFleet, sleeperManifest, uniqueTag, type AgentHandle, type Fleet } from '../support/fleet.ts';
 import { waitFor } from '../support/wait.ts';
 
 // Update trust in the shape of TUF and Uptane, against real processes. The operator signs each
@@ -24,22 +24,7 @@ const device = `rtrust-${tag}`;
 const DEPLOYMENT = `rel-${tag}`;
 const EVIL = ['/bin/busybox', 'sleep', '6666'];
 
-function manifest(version: string): string {
-  return `apiVersion: driftless/v1
-kind: Deployment
-metadata: { name: ${DEPLOYMENT} }
-spec:
-  selector: { matchLabels: { tier: rtrust-${tag} } }
-  strategy: { waves: [{ percent: 100 }], maxFailurePercent: 100 }
-  template:
-    version: "${version}"
-    components:
-      - name: app
-        command: ["/bin/busybox", "sleep", "100000"]
-        env: { APP_VERSION: "${version}" }
-        health: { running: { seconds: 1 } }
-`;
-}
+const manifest = (version: string) => sleeperManifest(DEPLOYMENT, `rtrust-${tag}`, version);
 
 const workload = () => workloadVersions(device);
 

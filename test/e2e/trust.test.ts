@@ -4,7 +4,7 @@ import { after, before, describe, it } from 'node:test';
 import type { DeviceView } from '../../src/protocol/resources.ts';
 import { findProcesses, isAlive, workloadVersions } from '../support/child.ts';
 import { startDesiredStateProxy, type DesiredStateProxy } from '../support/desired-state-proxy.ts';
-import { assertBusybox, componentOf, createFleet, uniqueTag, type AgentHandle, type Fleet } from '../support/fleet.ts';
+import { assertBusybox, componentOf, createFleet, sleeperManifest, uniqueTag, type AgentHandle, type Fleet } from '../support/fleet.ts';
 import { waitFor } from '../support/wait.ts';
 
 // The agent trusts only what the server signed, for this device, newer than what it has. A proxy
@@ -17,23 +17,7 @@ const DEPLOYMENT = `app-${tag}`;
 /** What an attacker would have the device run; it must never start. */
 const EVIL = ['/bin/busybox', 'sleep', '7777'];
 
-function manifest(version: string): string {
-  return `apiVersion: driftless/v1
-kind: Deployment
-metadata: { name: ${DEPLOYMENT} }
-spec:
-  selector: { matchLabels: { tier: trust-${tag} } }
-  # Every device at once and no fleet-wide halt: this test is about each device's own commit-or-revert.
-  strategy: { waves: [{ percent: 100 }], maxFailurePercent: 100 }
-  template:
-    version: "${version}"
-    components:
-      - name: app
-        command: ["/bin/busybox", "sleep", "100000"]
-        env: { APP_VERSION: "${version}" }
-        health: { running: { seconds: 1 } }
-`;
-}
+const manifest = (version: string) => sleeperManifest(DEPLOYMENT, `trust-${tag}`, version);
 
 /** The workload process of the device and the version in its environment. */
 const workload = () => workloadVersions(device);

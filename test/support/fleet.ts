@@ -311,3 +311,25 @@ export function everyDevice(names: readonly string[], component: string, check: 
       return c !== undefined && check(c);
     });
 }
+
+/**
+ * A Deployment of one native `sleep` component whose version shows in its environment
+ * (APP_VERSION, see workloadVersions), on every selected device at once with no fleet-wide halt:
+ * for tests about each device's own trust and commit-or-revert.
+ */
+export function sleeperManifest(deployment: string, tier: string, version: string): string {
+  return `apiVersion: driftless/v1
+kind: Deployment
+metadata: { name: ${deployment} }
+spec:
+  selector: { matchLabels: { tier: ${tier} } }
+  strategy: { waves: [{ percent: 100 }], maxFailurePercent: 100 }
+  template:
+    version: "${version}"
+    components:
+      - name: app
+        command: ["/bin/busybox", "sleep", "100000"]
+        env: { APP_VERSION: "${version}" }
+        health: { running: { seconds: 1 } }
+`;
+}
