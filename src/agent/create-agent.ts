@@ -59,6 +59,8 @@ export type AgentDeps = {
   outboxQuotaBytes?: number;
   /** Seconds between telemetry passes (collect output, upload); 1 by default. */
   telemetrySeconds?: number;
+  /** The version this agent runs as (a slot's release under the launcher); AGENT_VERSION by default. */
+  version?: string;
   /** Host metrics to record; by default read from this host, null for none (a simulated device). */
   hostMetrics?: (() => Record<string, number>) | null;
   /** The agent's own A/B update, when it runs under `driftless launcher` (a simulated device has none). */
@@ -86,7 +88,7 @@ export function createAgent(deps: AgentDeps): Agent {
   const rawLog = deps.log ?? (() => undefined);
   // The enrollment token and the private key never reach a log line, even echoed back in a server's message.
   const log = (message: string) => rawLog(withoutSecrets(message));
-  const deviceFacts = deps.facts ?? hostFacts;
+  const deviceFacts = deps.facts ?? (() => hostFacts(deps.version ?? AGENT_VERSION));
   const storage = deps.storage ?? createDirStorage(deps.dataDir);
   const ledger = createLedgerStore(storage);
   const outbox = createOutbox(storage, deps.outboxQuotaBytes === undefined ? {} : { quotaBytes: deps.outboxQuotaBytes });
@@ -398,6 +400,6 @@ export function createAgent(deps: AgentDeps): Agent {
   };
 }
 
-function hostFacts(): Facts {
-  return { hostname: hostname(), os: platform(), arch: arch(), cpus: cpus().length, memoryMB: Math.round(totalmem() / 2 ** 20), agentVersion: AGENT_VERSION };
+function hostFacts(agentVersion: string): Facts {
+  return { hostname: hostname(), os: platform(), arch: arch(), cpus: cpus().length, memoryMB: Math.round(totalmem() / 2 ** 20), agentVersion };
 }

@@ -76,8 +76,10 @@ export function agentFromFlags(flags: AgentFlags, log: (line: string) => void): 
   if (outboxQuotaBytes !== undefined && outboxQuotaBytes < MIN_OUTBOX_QUOTA) {
     throw new DriftlessError('invalid-input', `--outbox-quota: must be at least ${MIN_OUTBOX_QUOTA / 1024}KiB`);
   }
+  const version = process.env.DRIFTLESS_AGENT_VERSION ?? AGENT_VERSION;
   return createAgent({
     dataDir,
+    version,
     serverUrl: flags.server,
     ...caTransport(caFile),
     enrollToken: flags.enrollToken,
@@ -93,7 +95,7 @@ export function agentFromFlags(flags: AgentFlags, log: (line: string) => void): 
     // Remote shells can also be switched off on the device, without a restart, by a file in the data directory.
     channel: deviceChannel({
       remoteShell: () => flags.remoteShell !== false && !existsSync(join(dataDir, NO_REMOTE_SHELL_FILE)),
-      agentVersion: AGENT_VERSION,
+      agentVersion: version,
       log,
       ...(caFile ? { ca: readCaFile(caFile, '--ca') } : {}),
     }),
