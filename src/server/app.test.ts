@@ -4,11 +4,10 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, afterEach, beforeEach, describe, test } from 'node:test';
-import type { FastifyInstance, LightMyRequestResponse } from 'fastify';
+import type { LightMyRequestResponse } from 'fastify';
 import fc from 'fast-check';
 import type { SignedDesiredState, StatusReport } from '../protocol/messages.ts';
 import { generateKeyPair, keyId, loadPrivateKey, loadPublicKey, sessionChallenge, signText, verifyValue, type KeyPairText } from '../protocol/signing.ts';
-import { assembleServer } from './assemble.ts';
 import { buildApp } from './app.ts';
 import { hashToken } from './auth/tokens.ts';
 import { createDesiredService } from './desired/desired-service.ts';
@@ -19,8 +18,9 @@ import { createRolloutEngine } from './rollout/rollout-engine.ts';
 import { startServer } from './server.ts';
 import { migrateToLatest } from './store/migrate.ts';
 import { openSqlite } from './store/sqlite.ts';
-import { createSqlStore, type Store } from './store/store.ts';
+import { createSqlStore } from './store/store.ts';
 import { routesOf } from '../../test/support/hostile-input.ts';
+import { startInProcessServer, type InProcessServer } from '../../test/support/in-process-server.ts';
 
 const ADMIN = 'admin-token';
 const OPERATOR = 'operator-token';
@@ -28,42 +28,23 @@ const VIEWER = 'viewer-token';
 const ENROLL = 'enroll-token';
 const START = Date.parse('2025-06-01T12:00:00.000Z');
 
-type Harness = { app: FastifyInstance; store: Store; clock: { ms: number }; serverKey: string; tick(): Promise<void>; close(): Promise<void> };
+type Harness = InProcessServer & { serverKey: string };
 
 /** The app as server.ts builds it, on an in-memory SQLite store, with a clock the test moves. */
 async function harness(): Promise<Harness> {
-  const db = openSqlite(':memory:');
-  await migrateToLatest(db);
-  const store = createSqlStore(db);
-  const clock = { ms: START };
-  const now = () => clock.ms;
-  const nowIso = new Date(START).toISOString();
-  for (const [token, role] of [[ADMIN, 'admin'], [OPERATOR, 'operator'], [VIEWER, 'viewer']] as const) {
-    await store.insertApiToken({ id: role, tokenHash: hashToken(token), role, description: role, createdAt: nowIso, expiresAt: null, revokedAt: null });
-  }
-  await store.insertApiToken({ id: 'expired', tokenHash: hashToken('expired-token'), role: 'admin', description: '', createdAt: nowIso, expiresAt: nowIso, revokedAt: null });
-  await store.insertApiToken({ id: 'revoked', tokenHash: hashToken('revoked-token'), role: 'admin', description: '', createdAt: nowIso, expiresAt: null, revokedAt: nowIso });
-  await store.insertEnrollToken({ id: 'bootstrap', tokenHash: hashToken(ENROLL), description: 'bootstrap', createdAt: nowIso, expiresAt: null, revokedAt: null });
-
-  const signing = generateKeyPair();
   // These tests send many wrong credentials from one address on purpose; the rate limits have their own tests (hardening.test.ts).
   const unlimited = { capacity: 1e9, refillPerSecond: 1e9 };
-  const { app, tickRollouts } = await assembleServer({ store, now, signing, sessionSecret: randomBytes(32), pollSeconds: 30, isOnline: () => true, authLimits: { perSource: unlimited, perIdentity: unlimited, attemptCost: 1, failureCost: 1 } });
-  await app.ready();
-  return {
-    app,
-    store,
-    clock,
-    serverKey: signing.publicKey,
-    // What the server's timer does every 2 s: advance the rollouts and publish what changed.
-    async tick() {
-      await tickRollouts();
+  const h = await startInProcessServer({
+    start: START,
+    tokens: { [ADMIN]: 'admin', [OPERATOR]: 'operator', [VIEWER]: 'viewer' },
+    enrollToken: ENROLL,
+    authLimits: { perSource: unlimited, perIdentity: unlimited, attemptCost: 1, failureCost: 1 },
+    seed: async (store, nowIso) => {
+      await store.insertApiToken({ id: 'expired', tokenHash: hashToken('expired-token'), role: 'admin', description: '', createdAt: nowIso, expiresAt: nowIso, revokedAt: null });
+      await store.insertApiToken({ id: 'revoked', tokenHash: hashToken('revoked-token'), role: 'admin', description: '', createdAt: nowIso, expiresAt: null, revokedAt: nowIso });
     },
-    async close() {
-      await app.close();
-      await db.destroy();
-    },
-  };
+  });
+  return { ...h, serverKey: h.signing.publicKey };
 }
 
 type Call = { token?: string; body?: unknown; raw?: string; headers?: Record<string, string> };

@@ -1,15 +1,10 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { describe, test } from 'node:test';
-import type { FastifyInstance } from 'fastify';
 import { generateKeyPair, loadPrivateKey, sessionChallenge, signText } from '../protocol/signing.ts';
-import { assembleServer } from './assemble.ts';
-import { hashToken } from './auth/tokens.ts';
 import { loggableUrl, scrubSecrets, type ServerLogger } from './log-redaction.ts';
 import type { AuthLimitConfig } from './rate-limit.ts';
-import { migrateToLatest } from './store/migrate.ts';
-import { openSqlite } from './store/sqlite.ts';
-import { createSqlStore, type Store } from './store/store.ts';
+import { startInProcessServer, type InProcessServer } from '../../test/support/in-process-server.ts';
 
 // Shaped as the server makes them, so the scrubbing of free text is exercised as well as the field paths.
 const ADMIN = `dla_${randomBytes(24).toString('base64url')}`;
@@ -17,17 +12,9 @@ const VIEWER = `dla_${randomBytes(24).toString('base64url')}`;
 const ENROLL = `dle_${randomBytes(24).toString('base64url')}`;
 const START = Date.parse('2025-06-01T12:00:00.000Z');
 
-type Hardened = { app: FastifyInstance; store: Store; clock: { ms: number }; close(): Promise<void> };
+type Hardened = InProcessServer;
 
 async function hardened(opts: { logger?: ServerLogger; authLimits?: AuthLimitConfig; breakStore?: boolean } = {}): Promise<Hardened> {
-  const db = openSqlite(':memory:');
-  await migrateToLatest(db);
-  const store = createSqlStore(db);
-  const nowIso = new Date(START).toISOString();
-  await store.insertApiToken({ id: 'admin', tokenHash: hashToken(ADMIN), role: 'admin', description: '', createdAt: nowIso, expiresAt: null, revokedAt: null });
-  await store.insertApiToken({ id: 'viewer', tokenHash: hashToken(VIEWER), role: 'viewer', description: '', createdAt: nowIso, expiresAt: null, revokedAt: null });
-  await store.insertEnrollToken({ id: 'bootstrap', tokenHash: hashToken(ENROLL), description: 'bootstrap', createdAt: nowIso, expiresAt: null, revokedAt: null });
-  const clock = { ms: START };
   // A store that breaks on listing devices: a 500 path, to show that even its log line holds no secret.
   // Wrapped all the way down: a store view made from it (one tenant's, say) breaks the same way.
   const broken = <T extends object>(target: T): T =>
@@ -42,27 +29,14 @@ async function hardened(opts: { logger?: ServerLogger; authLimits?: AuthLimitCon
         };
       },
     });
-  const served: Store = opts.breakStore ? broken(store) : store;
-  const { app } = await assembleServer({
-    store: served,
-    now: () => clock.ms,
-    signing: generateKeyPair(),
-    sessionSecret: randomBytes(32),
-    pollSeconds: 30,
-    isOnline: () => true,
+  return startInProcessServer({
+    start: START,
+    tokens: { [ADMIN]: 'admin', [VIEWER]: 'viewer' },
+    enrollToken: ENROLL,
+    ...(opts.breakStore ? { serve: broken } : {}),
     ...(opts.logger === undefined ? {} : { logger: opts.logger }),
     ...(opts.authLimits === undefined ? {} : { authLimits: opts.authLimits }),
   });
-  await app.ready();
-  return {
-    app,
-    store,
-    clock,
-    async close() {
-      await app.close();
-      await db.destroy();
-    },
-  };
 }
 
 const auth = (token: string) => ({ authorization: `Bearer ${token}` });

@@ -6,16 +6,12 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, afterEach, before, beforeEach, describe, test } from 'node:test';
-import type { FastifyInstance, LightMyRequestResponse } from 'fastify';
+import type { LightMyRequestResponse } from 'fastify';
 import type { ComponentStatus } from '../../protocol/messages.ts';
 import type { RolloutView, Strategy } from '../../protocol/resources.ts';
-import { generateKeyPair } from '../../protocol/signing.ts';
-import { assembleServer } from '../assemble.ts';
-import { hashToken } from '../auth/tokens.ts';
 import { startServer, type RunningServer } from '../server.ts';
-import { migrateToLatest } from '../store/migrate.ts';
-import { openSqlite } from '../store/sqlite.ts';
-import { createSqlStore, type DeviceRecord, type Store } from '../store/store.ts';
+import type { DeviceRecord, Store } from '../store/store.ts';
+import { startInProcessServer, type InProcessServer } from '../../../test/support/in-process-server.ts';
 
 // The rollout API in process (buildApp + inject, a clock the test moves), and the CLI's
 // `rollout status -o json` and friends against a real server on a free port.
@@ -26,33 +22,22 @@ const START = Date.parse('2025-06-02T10:00:00.000Z');
 const devices = ['pos-1', 'pos-2', 'pos-3', 'pos-4'];
 const CANARY: Strategy = { waves: [{ devices: 1 }, { percent: 100 }], maxFailurePercent: 0, onFailure: 'rollback' };
 
-type Harness = { app: FastifyInstance; store: Store; clock: { ms: number }; tick(): Promise<void>; close(): Promise<void> };
+type Harness = InProcessServer;
 
 async function harness(): Promise<Harness> {
-  const db = openSqlite(':memory:');
-  await migrateToLatest(db);
-  const store = createSqlStore(db);
-  const clock = { ms: START };
-  const now = () => clock.ms;
-  const nowIso = new Date(START).toISOString();
-  for (const [token, role] of [[OPERATOR, 'operator'], [VIEWER, 'viewer']] as const) {
-    await store.insertApiToken({ id: role, tokenHash: hashToken(token), role, description: role, createdAt: nowIso, expiresAt: null, revokedAt: null });
-  }
-  for (const name of devices) await store.insertDevice(deviceRecord(name, nowIso));
-  const signing = generateKeyPair();
-  const { app, tickRollouts } = await assembleServer({ store, now, signing, sessionSecret: randomBytes(32), pollSeconds: 30, isOnline: () => true });
-  await app.ready();
-  return {
-    app,
-    store,
-    clock,
-    async tick() {
-      clock.ms += 2000;
-      await tickRollouts();
+  const h = await startInProcessServer({
+    start: START,
+    tokens: { [OPERATOR]: 'operator', [VIEWER]: 'viewer' },
+    seed: async (store, nowIso) => {
+      for (const name of devices) await store.insertDevice(deviceRecord(name, nowIso));
     },
-    async close() {
-      await app.close();
-      await db.destroy();
+  });
+  // What the server's timer does: two seconds pass, the rollouts advance.
+  return {
+    ...h,
+    async tick() {
+      h.clock.ms += 2000;
+      await h.tick();
     },
   };
 }

@@ -1,15 +1,10 @@
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
 import { gzipSync } from 'node:zlib';
 import { afterEach, beforeEach, describe, test } from 'node:test';
-import type { FastifyInstance, LightMyRequestResponse } from 'fastify';
+import type { LightMyRequestResponse } from 'fastify';
 import type { TelemetryRecord } from '../../protocol/messages.ts';
 import { generateKeyPair, loadPrivateKey, sessionChallenge, signText } from '../../protocol/signing.ts';
-import { assembleServer } from '../assemble.ts';
-import { hashToken } from '../auth/tokens.ts';
-import { migrateToLatest } from '../store/migrate.ts';
-import { openSqlite } from '../store/sqlite.ts';
-import { createSqlStore, type Store } from '../store/store.ts';
+import { startInProcessServer, type InProcessServer } from '../../../test/support/in-process-server.ts';
 
 // The telemetry routes in process: devices upload through the real device session, operators read
 // back through API tokens, and /metrics is scraped as Prometheus would.
@@ -19,27 +14,9 @@ const ENROLL = 'enroll-token';
 const START = Date.parse('2025-06-03T08:00:00.000Z');
 const AT = new Date(START).toISOString();
 
-type Harness = { app: FastifyInstance; store: Store; clock: { ms: number }; close(): Promise<void> };
+type Harness = InProcessServer;
 
-async function harness(): Promise<Harness> {
-  const db = openSqlite(':memory:');
-  await migrateToLatest(db);
-  const store = createSqlStore(db);
-  const clock = { ms: START };
-  await store.insertApiToken({ id: 'viewer', tokenHash: hashToken(VIEWER), role: 'viewer', description: 'viewer', createdAt: AT, expiresAt: null, revokedAt: null });
-  await store.insertEnrollToken({ id: 'bootstrap', tokenHash: hashToken(ENROLL), description: 'bootstrap', createdAt: AT, expiresAt: null, revokedAt: null });
-  const { app } = await assembleServer({ store, now: () => clock.ms, signing: generateKeyPair(), sessionSecret: randomBytes(32), pollSeconds: 30, isOnline: () => true });
-  await app.ready();
-  return {
-    app,
-    store,
-    clock,
-    async close() {
-      await app.close();
-      await db.destroy();
-    },
-  };
-}
+const harness = () => startInProcessServer({ start: START, tokens: { [VIEWER]: 'viewer' }, enrollToken: ENROLL });
 
 /** Enrolls a device and opens its session, as the agent does; returns the session token. */
 async function enrolledDevice(h: Harness, name: string): Promise<string> {
