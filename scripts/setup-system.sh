@@ -20,8 +20,9 @@ fi
 # --- packages ---------------------------------------------------------------------------------
 # Asked of dpkg rather than of the PATH: `busybox` on the PATH may be the dynamically linked
 # package, and the test images need the static one.
-# python3, make and g++ build node-pty (the agent's terminal) when npm installs it.
-packages=(podman runc netavark aardvark-dns busybox-static iproute2 nftables iptables tmux postgresql curl ca-certificates wrk python3 make g++)
+# python3, make and g++ build node-pty (the agent's terminal) when npm installs it; chromium is
+# the browser the dashboard's tests drive (playwright-core, test/support/browser.ts).
+packages=(podman runc netavark aardvark-dns busybox-static iproute2 nftables iptables tmux postgresql curl ca-certificates wrk python3 make g++ chromium)
 missing=()
 for pkg in "${packages[@]}"; do
   status=$(dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null || true)

@@ -63,6 +63,8 @@ export type AgentDeps = {
   version?: string;
   /** Host metrics to record; by default read from this host, null for none (a simulated device). */
   hostMetrics?: (() => Record<string, number>) | null;
+  /** How often host metrics are sampled; every 5 minutes by default. */
+  metricsEveryMs?: number;
   /** The agent's own A/B update, when it runs under `driftless launcher` (a simulated device has none). */
   selfUpdate?: SelfUpdate;
   /** The agent's WebSocket to the server (pull-now hints, remote terminal and exec); a simulated device has none. */
@@ -106,6 +108,7 @@ export function createAgent(deps: AgentDeps): Agent {
     now,
     log,
     hostMetrics: deps.hostMetrics === undefined ? createHostMetrics(deps.dataDir) : deps.hostMetrics,
+    ...(deps.metricsEveryMs === undefined ? {} : { metricsEveryMs: deps.metricsEveryMs }),
   });
   const executors = createExecutors({
     drivers: deps.drivers,

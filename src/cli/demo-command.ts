@@ -1,8 +1,9 @@
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createAgent, type Agent } from '../agent/create-agent.ts';
+import { AGENT_VERSION, createAgent, type Agent } from '../agent/create-agent.ts';
 import type { RuntimeDriver } from '../agent/drivers/driver.ts';
+import { deviceChannel } from '../agent/terminal/device-channel.ts';
 import { createProcessDriver } from '../agent/drivers/process/process-driver.ts';
 import type { DeploymentResource, DeviceView, DriftEntry, SiteResource } from '../protocol/resources.ts';
 import { startServer, type RunningServer } from '../server/server.ts';
@@ -81,6 +82,7 @@ async function fleetDrill(api: Api, server: RunningServer, enrollToken: string):
     reconcileSeconds: 1,
     behaviour: badRelease('2').behaviour,
     timeScale: 0.2,
+    hostMetricsSeconds: 10,
   });
   await fleet.start();
   const sites = [...new Set(fleet.devices.map((d) => d.site))];
@@ -109,6 +111,11 @@ async function waitForRollout(api: Api, name: string, state: string, timeoutMs =
   }
 }
 
+/** The dashboard, signing in with `token`: the fragment never leaves the browser, and the page drops it from the address bar. */
+export function dashboardLink(serverUrl: string, token: string): string {
+  return `${serverUrl}/#token=${encodeURIComponent(token)}`;
+}
+
 function deviceTable(devices: DeviceView[]): string {
   return renderTable([
     ['DEVICE', 'SITE', 'DESIRED', 'RUNNING', 'STATE', 'REASON'],
@@ -130,6 +137,7 @@ export async function demoCommand(flags: { data?: string; listen: string; once: 
   const configFile = writeConfig({ server: server.url, token: admin });
   const api = createApi({ server: server.url, token: admin });
   say(`Driftless demo: server on ${server.url}, data in ${dataDir}`);
+  say(`Dashboard: ${dashboardLink(server.url, admin)}`);
 
   const agents: Agent[] = [];
   const drivers: RuntimeDriver[] = [];
@@ -148,6 +156,10 @@ export async function demoCommand(flags: { data?: string; listen: string; once: 
       drivers: { process: driver },
       pollSeconds: 1,
       reconcileSeconds: 1,
+      // Charts on the dashboard within a minute rather than the agent's usual five.
+      metricsEveryMs: 10_000,
+      // The remote terminal: a shell on this machine, as the demo's user, from the dashboard or the CLI.
+      channel: deviceChannel({ remoteShell: () => true, agentVersion: AGENT_VERSION }),
     });
     await agent.start();
     agents.push(agent);
@@ -191,6 +203,7 @@ export async function demoCommand(flags: { data?: string; listen: string; once: 
   say(`  bin/driftless describe rollout ${badRollout}`);
   say(`  bin/driftless rollout incident ${badRollout}`);
   say(`  curl ${server.url}/v1/openapi.json`);
+  say(`\nOr watch it all on the dashboard (signed in as the demo's admin): ${dashboardLink(server.url, admin)}`);
   const stop = async () => {
     await sim.stop();
     for (const agent of agents) await agent.stop();

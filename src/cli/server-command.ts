@@ -71,6 +71,7 @@ export async function serverCommand(flags: ServerFlags): Promise<RunningServer> 
   });
   const say = (line: string) => process.stderr.write(`${line}\n`);
   say(`driftless server listening on ${server.url} (data in ${flags.data})`);
+  say(`dashboard: ${server.url}/ (sign in with an API token)`);
   if (server.tls?.created) {
     say(`made a self-signed TLS certificate: ${server.tls.certFile}`);
     say(`  SHA-256 fingerprint ${server.tls.fingerprint256}`);

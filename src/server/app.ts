@@ -24,6 +24,9 @@ import { registerTokenRoutes } from './routes/tokens.ts';
 import { registerTerminalRoutes } from './routes/terminal.ts';
 import { registerAuditRoutes } from './routes/audit.ts';
 import { registerAuditHook } from './audit/audit-hook.ts';
+import { DEFAULT_DASHBOARD_DIR, registerDashboard } from './dashboard.ts';
+import { createFleetIndex } from './fleet/fleet-index.ts';
+import { registerFleetRoutes } from './routes/fleet.ts';
 import type { AuditLog } from './audit/audit-log.ts';
 import type { DeviceChannels } from './terminal/device-channels.ts';
 import type { Recordings } from './terminal/recordings.ts';
@@ -92,6 +95,10 @@ export type AppDeps = {
   audit: AuditLog;
   /** Devices refused despite a valid session (pending, revoked); loaded from the store when absent. */
   deviceGate?: DeviceGate;
+  /** The built dashboard (web/dist) to serve at `/`; null serves none (the API only). DEFAULT_DASHBOARD_DIR when absent. */
+  dashboardDir?: string | null;
+  /** How old a fleet snapshot the dashboard's views may answer from (fleet-index.ts); 1 s when absent. */
+  fleetSnapshotMs?: number;
 };
 
 /**
@@ -127,7 +134,10 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   // Before any hook and route: WebSocket routes (device channel, terminal) are served, and an upgrade
   // refused by a hook (authentication, say) has its socket closed by the plugin's own hooks, which
   // must therefore run first. Frames are small JSON.
-  await app.register(websocket, { options: { maxPayload: 256 * 1024 } });
+  // The subprotocol chosen is never the one carrying a token (see bearer()), so no secret is echoed back.
+  await app.register(websocket, {
+    options: { maxPayload: 256 * 1024, handleProtocols: (offered) => [...offered].find((p) => !p.startsWith(BEARER_SUBPROTOCOL)) ?? false },
+  });
   app.decorateRequest('device', null);
   app.decorateRequest('role', null);
   app.decorateRequest('tenant', null);
@@ -263,13 +273,21 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   registerArtifactRoutes(app, routeDeps);
   registerTerminalRoutes(app, routeDeps);
   registerAuditRoutes(app, routeDeps);
+  const fleetIndex = createFleetIndex({ presence: deps.presence, clock: { now: deps.now, offlineAfterMs: deps.offlineAfterMs }, ...(deps.fleetSnapshotMs === undefined ? {} : { maxAgeMs: deps.fleetSnapshotMs }) });
+  registerFleetRoutes(app, { ...routeDeps, fleetIndex });
+  registerDashboard(app, deps.dashboardDir === undefined ? DEFAULT_DASHBOARD_DIR : deps.dashboardDir);
   return app;
 }
 
+/** A browser cannot set headers on a WebSocket: it offers its token as the subprotocol `driftless.bearer.<token>` instead. */
+export const BEARER_SUBPROTOCOL = 'driftless.bearer.';
+
 function bearer(request: FastifyRequest): string | null {
   const header = request.headers.authorization;
-  if (!header?.startsWith('Bearer ')) return null;
-  return header.slice(7).trim() || null;
+  if (header?.startsWith('Bearer ')) return header.slice(7).trim() || null;
+  const offered = request.headers.upgrade?.toLowerCase() === 'websocket' ? request.headers['sec-websocket-protocol'] : undefined;
+  const token = offered?.split(',').map((p) => p.trim()).find((p) => p.startsWith(BEARER_SUBPROTOCOL));
+  return token ? token.slice(BEARER_SUBPROTOCOL.length) || null : null;
 }
 
 function describeError(error: FastifyError | DriftlessError): { status: number; code: string; message: string } {

@@ -38,6 +38,10 @@ export type AssembleOptions = {
   releaseKeys?: readonly string[];
   /** How long a desired-state document is valid; DEFAULT_DESIRED_VALIDITY_MS when absent, null: never expires. */
   desiredValidityMs?: number | null;
+  /** The built dashboard to serve at `/` (web/dist by default); null: the API only. */
+  dashboardDir?: string | null;
+  /** How old a fleet snapshot the dashboard's views may answer from; 1 s when absent. */
+  fleetSnapshotMs?: number;
 };
 
 export type Assembled = {
@@ -87,6 +91,8 @@ export async function assembleServer(opts: AssembleOptions): Promise<Assembled> 
     ...(opts.logger === undefined ? {} : { logger: opts.logger }),
     ...(opts.tls === undefined ? {} : { tls: opts.tls }),
     ...(opts.authLimits === undefined ? {} : { authLimits: opts.authLimits }),
+    ...(opts.dashboardDir === undefined ? {} : { dashboardDir: opts.dashboardDir }),
+    ...(opts.fleetSnapshotMs === undefined ? {} : { fleetSnapshotMs: opts.fleetSnapshotMs }),
   });
 
   let ticking: Promise<void> | null = null;

@@ -75,6 +75,8 @@ const RULES: Record<string, Rule> = {
   'GET /v1/openapi.json': { access: 'public', ok: 200, scoped: false, at: () => ({ url: '/v1/openapi.json' }) },
   'POST /v1/enroll': { access: 'public', ok: 'reached', scoped: false, at: () => ({ url: '/v1/enroll', body: {} }) },
   'POST /v1/device/session': { access: 'public', ok: 'reached', scoped: false, at: () => ({ url: '/v1/device/session', body: {} }) },
+  // The dashboard's files and pages (dashboard.ts): public. An unknown API path under it stays a JSON 404, built or not.
+  'GET /*': { access: 'public', ok: 'reached', scoped: false, at: () => ({ url: '/v1/no-such-route' }) },
 
   // The device's own routes: its session says which device and tenant.
   'GET /v1/device/keys': { access: 'device', ok: 200, scoped: false, at: () => ({ url: '/v1/device/keys' }) },
@@ -107,6 +109,11 @@ const RULES: Record<string, Rule> = {
   'GET /v1/incidents/:name/markdown': { access: 'viewer', ok: 200, scoped: true, at: (ctx) => ({ url: `/v1/incidents/${ctx.target.tenant}-app-1-incident/markdown` }) },
   'GET /v1/artifacts': { access: 'viewer', ok: 200, scoped: false, at: () => ({ url: '/v1/artifacts' }) },
   'GET /metrics': { access: 'viewer', ok: 200, scoped: false, at: () => ({ url: '/metrics' }) },
+  // The dashboard's views: one tenant's fleet each, from the caller's own snapshot.
+  'GET /v1/whoami': { access: 'viewer', ok: 200, scoped: false, at: () => ({ url: '/v1/whoami' }) },
+  'GET /v1/fleet/overview': { access: 'viewer', ok: 200, scoped: false, at: () => ({ url: '/v1/fleet/overview' }) },
+  'GET /v1/fleet/devices': { access: 'viewer', ok: 200, scoped: false, at: () => ({ url: '/v1/fleet/devices?limit=500' }) },
+  'GET /v1/fleet/sites': { access: 'viewer', ok: 200, scoped: false, at: () => ({ url: '/v1/fleet/sites?limit=500' }) },
 
   // Changing the fleet.
   'POST /v1/apply': {

@@ -34,6 +34,10 @@ export type ServerOptions = {
   releaseKeys?: readonly string[];
   /** How long a desired-state document is valid before devices refuse it for new changes (default 24 h). */
   desiredValidityMs?: number;
+  /** The built dashboard to serve (web/dist by default); null: the API only. */
+  dashboardDir?: string | null;
+  /** How old a fleet snapshot the dashboard's views may answer from (default 1 s). */
+  fleetSnapshotMs?: number;
 };
 
 export type RunningServer = {
@@ -82,6 +86,8 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     ...(options.desiredValidityMs === undefined ? {} : { desiredValidityMs: options.desiredValidityMs }),
     ...(options.admission ? { admission: options.admission } : {}),
     ...(options.logger === undefined ? {} : { logger: options.logger }),
+    ...(options.dashboardDir === undefined ? {} : { dashboardDir: options.dashboardDir }),
+    ...(options.fleetSnapshotMs === undefined ? {} : { fleetSnapshotMs: options.fleetSnapshotMs }),
   });
   const background = [
     setInterval(() => void presence.flush().catch((e: unknown) => app.log.error(e)), 5_000),

@@ -9,6 +9,7 @@ import type { DesiredComponent, Facts } from '../protocol/messages.ts';
 import { loadPrivateKey } from '../protocol/signing.ts';
 import { createInjectClient, type InjectableApp } from './inject-client.ts';
 import { goodLink, withLink, type LinkState } from './link.ts';
+import { simulatedHostMetrics } from './host-metrics.ts';
 import { createRandom } from './random.ts';
 
 /**
@@ -52,6 +53,8 @@ export type SimFleetOptions = {
   log?: (device: string, message: string) => void;
   /** How the agents back off from an unreachable or busy server (the agent's default when absent). */
   backoff?: Backoff;
+  /** Simulated host metrics (CPU, memory) sent every so many seconds; none when absent. */
+  hostMetricsSeconds?: number;
   /** Sees each answer a device got (benches time acknowledgements with it). */
   onAnswer?: (device: string, url: string, init: RequestInit, response: Response) => void;
 };
@@ -174,7 +177,9 @@ export function createSimFleet(opts: SimFleetOptions): SimFleet {
       client,
       // A simulated device reports its own facts (its hardware above all), not the build box's.
       facts: () => device.facts,
-      hostMetrics: null,
+      ...(opts.hostMetricsSeconds === undefined
+        ? { hostMetrics: null }
+        : { hostMetrics: simulatedHostMetrics(opts.seed * 100_003 + devices.indexOf(device)), metricsEveryMs: opts.hostMetricsSeconds * 1000, telemetrySeconds: opts.hostMetricsSeconds }),
       now,
       pollSeconds,
       ...(opts.reconcileSeconds === undefined ? {} : { reconcileSeconds: opts.reconcileSeconds }),

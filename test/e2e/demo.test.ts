@@ -48,8 +48,10 @@ describe('driftless demo --once', { timeout: 240_000 }, () => {
     assert.ok(ran && Number(ran[1]) <= 10, `the bad kiosk release stayed within its first wave of 10:\n${output}`);
 
     // It wrote the CLI's config where it was told (never the developer's own), and left nothing running.
-    const config = JSON.parse(readFileSync(fleet.env.DRIFTLESS_CONFIG!, 'utf8')) as { server?: string };
+    const config = JSON.parse(readFileSync(fleet.env.DRIFTLESS_CONFIG!, 'utf8')) as { server?: string; token?: string };
     assert.match(config.server ?? '', /^http:\/\/127\.0\.0\.1:\d+$/);
+    // The dashboard link signs in as the demo's admin; the token rides in the fragment, which no request carries.
+    assert.ok(result.stdout.includes(`Dashboard: ${config.server}/#token=${encodeURIComponent(config.token ?? '')}`), output);
     assert.ok(existsSync(join(fleet.dir, 'demo', 'server')), 'the demo used the data directory it was given');
     const left = findProcesses(({ cwd }) => cwd !== null && cwd.startsWith(fleet.dir));
     assert.deepEqual(left, [], 'the demo stops its workloads when it exits');

@@ -226,7 +226,7 @@ async function recordIncident(store: Store, rollout: RolloutRecord, state: Machi
     rollout: rollout.name,
     deployment: rollout.deployment,
     state: resolved ? 'resolved' : 'open',
-    title: existing?.title ?? `Rollout ${rollout.name} halted: ${state.reason ?? 'threshold crossed'}`,
+    title: existing?.title ?? `Rollout ${rollout.name} ${state.reason ?? 'halted: threshold crossed'}`,
     timeline,
     openedAt: existing?.openedAt ?? nowIso,
     closedAt: resolved ? (existing?.closedAt ?? nowIso) : null,

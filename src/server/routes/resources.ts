@@ -1,7 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import { Type, type Static } from '@sinclair/typebox';
 import { DriftlessError } from '../../protocol/errors.ts';
-import { applicableKinds, DeviceView, DriftEntry, type AppliedResource, type DeploymentView, type SiteView } from '../../protocol/resources.ts';
+import { applicableKinds, DeviceView, DriftEntry, driftReasons, oneOf, type AppliedResource, type DeploymentView, type SiteView } from '../../protocol/resources.ts';
 import { resourceProblems } from '../../protocol/rules.ts';
 import { matchesRequirements, parseLabelSelector } from '../../protocol/selectors.ts';
 import { clip, problems } from '../../protocol/validate.ts';
@@ -10,11 +10,25 @@ import { summariseDrift } from '../drift/drift.ts';
 import { applyResources } from '../fleet/apply.ts';
 import { fleetView, viewOf } from '../fleet/views.ts';
 import type { DeploymentRecord } from '../store/store.ts';
+import { driftPage } from '../fleet/fleet-queries.ts';
+import { MAX_FLEET_PAGE, readFleetFilter, readPage } from './fleet.ts';
+import { Count } from './query.ts';
 import { rolloutView } from './rollouts.ts';
 
 const ApplyBody = Type.Object({ resources: Type.Array(Type.Unknown(), { minItems: 1, maxItems: 1000 }) }, { additionalProperties: false });
 /** Apply takes no query parameters: an unknown one (say `?dryRun=true`) must be refused, not ignored while the change goes through. */
 const NameParams = Type.Object({ name: Type.String({ minLength: 1, maxLength: 253 }) });
+const DriftQuery = Type.Object(
+  {
+    q: Type.Optional(Type.String({ maxLength: 253, description: 'part of the device name, any case' })),
+    site: Type.Optional(Type.String({ maxLength: 63 })),
+    selector: Type.Optional(Type.String({ maxLength: 1000 })),
+    reason: Type.Optional(oneOf(driftReasons)),
+    limit: Type.Optional(Count(MAX_FLEET_PAGE)),
+    offset: Type.Optional(Count(Number.MAX_SAFE_INTEGER)),
+  },
+  { additionalProperties: false },
+);
 const DeviceQuery = Type.Object(
   { selector: Type.Optional(Type.String({ maxLength: 1000 })), site: Type.Optional(Type.String({ maxLength: 63 })) },
   { additionalProperties: false },
@@ -75,12 +89,20 @@ export function registerResourceRoutes(app: FastifyInstance, deps: AppDeps): voi
     },
   );
 
-  app.get(
+  app.get<{ Querystring: Static<typeof DriftQuery> }>(
     '/v1/drift',
-    { config: { access: 'viewer' }, schema: { tags: ['devices'], summary: 'Every device and component whose actual state differs from desired, and why' } },
-    async (): Promise<{ summary: string; entries: Static<typeof DriftEntry>[] }> => {
+    {
+      config: { access: 'viewer' },
+      schema: { tags: ['devices'], summary: 'Every device and component whose actual state differs from desired, and why; filter by site, labels, reason, name', querystring: DriftQuery },
+    },
+    async (request): Promise<{ summary: string; total: number; reasons: Record<string, number>; entries: Static<typeof DriftEntry>[] }> => {
+      const q = request.query;
+      // The CLI reads every entry: without a limit, none is applied.
+      const page = q.limit === undefined ? { offset: readPage(q).offset, limit: Infinity } : readPage(q);
       const { devices, drift } = await fleetView(store, presence, clock);
-      return { summary: summariseDrift(drift, devices.length), entries: drift };
+      const labels = new Map(devices.map((d) => [d.name, d.labels]));
+      const filtered = driftPage(drift, (device) => labels.get(device), readFleetFilter(q), page);
+      return { summary: summariseDrift(drift, devices.length), ...filtered };
     },
   );
 

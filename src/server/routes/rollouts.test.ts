@@ -23,6 +23,7 @@ const devices = ['pos-1', 'pos-2', 'pos-3', 'pos-4'];
 const CANARY: Strategy = { waves: [{ devices: 1 }, { percent: 100 }], maxFailurePercent: 0, onFailure: 'rollback' };
 
 type Harness = InProcessServer;
+type Progress = { index: number; devices: number; updated: number; failed: number; waiting: number; offline: number };
 
 async function harness(): Promise<Harness> {
   const h = await startInProcessServer({
@@ -133,6 +134,25 @@ describe('rollout routes', () => {
     assert.deepEqual({ ...r.devices[0], why: undefined }, { device: canary, wave: 1, status: 'released', why: undefined, detail: null, releasedAt: new Date(START + 2000).toISOString(), doneAt: null });
     assert.match(r.devices[0]!.why, /^canary: first at site site-pos-\d, first on hardware x64$/);
     error(await call(h, 'GET', '/v1/rollouts/nope-9', { token: VIEWER }), 404, 'not-found', /rollout "nope-9" not found/);
+  });
+
+  test("GET /v1/rollouts/:name: each wave's progress; ?devices=failed|none lists fewer devices, never fewer counts", async () => {
+    const r = ok(await call(h, 'GET', '/v1/rollouts/web-2', { token: VIEWER })) as Detail & { progress: Progress[] };
+    assert.equal(r.progress.length, 1, 'only the canary has a slot so far');
+    const [canaryWave] = r.progress;
+    assert.deepEqual({ ...canaryWave, waiting: undefined, offline: undefined }, { index: 0, devices: 1, updated: 0, failed: 0, waiting: undefined, offline: undefined });
+    assert.equal(canaryWave!.waiting + canaryWave!.offline, 1, 'released, no verdict yet');
+
+    await report(h.store, canary, 2, '2', 'reverted', 'health check failed');
+    await h.tick();
+    const all = ok(await call(h, 'GET', '/v1/rollouts/web-2', { token: VIEWER })) as Detail & { progress: Progress[] };
+    assert.deepEqual(all.progress[0], { index: 0, devices: 1, updated: 0, failed: 1, waiting: 0, offline: 0 });
+    const failed = ok(await call(h, 'GET', '/v1/rollouts/web-2?devices=failed', { token: VIEWER })) as Detail & { progress: Progress[] };
+    assert.deepEqual(failed.devices.map((d) => d.device), [canary]);
+    const none = ok(await call(h, 'GET', '/v1/rollouts/web-2?devices=none', { token: VIEWER })) as Detail & { progress: Progress[] };
+    assert.deepEqual(none.devices, []);
+    assert.deepEqual(none.progress, all.progress, 'the counts do not depend on the list');
+    error(await call(h, 'GET', '/v1/rollouts/web-2?devices=some', { token: VIEWER }), 400, 'invalid-input', /devices/);
   });
 
   test('pause, resume and abort need an operator; unknown rollouts are 404, unknown actions 400', async () => {

@@ -1,9 +1,10 @@
 import type { FastifyInstance } from 'fastify';
 import { Type, type Static } from '@sinclair/typebox';
 import { DriftlessError } from '../../protocol/errors.ts';
-import type { RolloutView } from '../../protocol/resources.ts';
+import { oneOf, type RolloutView } from '../../protocol/resources.ts';
 import type { AppDeps } from '../app.ts';
 import { rollbackDeployment } from '../rollout/rollback.ts';
+import type { MachineState, SlotStatus } from '../rollout/machine.ts';
 import { machineOf } from '../rollout/rollout-engine.ts';
 import type { IncidentRecord, RolloutRecord } from '../store/store.ts';
 
@@ -16,10 +17,36 @@ export function rolloutView(r: RolloutRecord): RolloutView {
   return { name: r.name, deployment: r.deployment, revision: r.revision, state: r.state as RolloutView['state'], waves: r.waves, reason: r.reason, createdAt: r.createdAt, updatedAt: r.updatedAt };
 }
 
+const DetailQuery = Type.Object(
+  // Which devices to list: all (the default), only failed or reverted ones, or none; the waves' counts stay whole.
+  { devices: Type.Optional(oneOf(['all', 'failed', 'none'] as const)) },
+  { additionalProperties: false },
+);
+const troubled: ReadonlySet<SlotStatus> = new Set(['failed', 'excused', 'reverted', 'recovered']);
+
+/**
+ * Each wave's progress as the dashboard shows it: of its devices, how many updated, failed, are
+ * still waiting for their turn or their verdict, and how many of those waiting are offline.
+ */
+export function waveProgress(machine: MachineState | null, online: (device: string) => boolean) {
+  const waves = new Map<number, { index: number; devices: number; updated: number; failed: number; waiting: number; offline: number }>();
+  for (const [device, slot] of Object.entries(machine?.slots ?? {})) {
+    const wave = waves.get(slot.wave) ?? { index: slot.wave, devices: 0, updated: 0, failed: 0, waiting: 0, offline: 0 };
+    wave.devices += 1;
+    if (slot.status === 'updated') wave.updated += 1;
+    else if (troubled.has(slot.status)) wave.failed += 1;
+    else if (online(device)) wave.waiting += 1;
+    else wave.offline += 1;
+    waves.set(slot.wave, wave);
+  }
+  return [...waves.values()].sort((a, b) => a.index - b.index);
+}
+
 /** A rollout with what `describe rollout` shows: where it came from, its timeline and every device's wave, status and why. */
-function rolloutDetail(r: RolloutRecord, incident: IncidentRecord | null) {
+function rolloutDetail(r: RolloutRecord, incident: IncidentRecord | null, online: (device: string) => boolean, list: 'all' | 'failed' | 'none' = 'all') {
   const machine = machineOf(r);
   const devices = Object.entries(machine?.slots ?? {})
+    .filter(([, s]) => list === 'all' || (list === 'failed' && troubled.has(s.status)))
     .map(([device, s]) => ({
       device,
       wave: s.wave + 1,
@@ -34,6 +61,7 @@ function rolloutDetail(r: RolloutRecord, incident: IncidentRecord | null) {
     ...rolloutView(r),
     fromRevision: r.fromRevision,
     timeline: (machine?.timeline ?? []).map((t) => ({ at: new Date(t.at).toISOString(), message: t.message })),
+    progress: waveProgress(machine, online),
     devices,
     incident: incident ? { id: incident.id, state: incident.state, title: incident.title } : null,
   };
@@ -74,11 +102,21 @@ export function registerRolloutRoutes(app: FastifyInstance, deps: AppDeps): void
     async (request): Promise<RolloutView[]> => (await store.listRollouts(request.query.deployment)).map(rolloutView),
   );
 
-  app.get<{ Params: Static<typeof NameParams> }>('/v1/rollouts/:name', { config: { access: 'viewer' }, schema: { tags: ['rollouts'], summary: 'A rollout with its timeline and devices', params: NameParams } }, async (request) => {
-    const rollout = await store.getRollout(request.params.name);
-    if (!rollout) throw new DriftlessError('not-found', `rollout "${request.params.name}" not found`);
-    return rolloutDetail(rollout, await store.getIncident(`${rollout.name}-incident`));
-  });
+  app.get<{ Params: Static<typeof NameParams>; Querystring: Static<typeof DetailQuery> }>(
+    '/v1/rollouts/:name',
+    { config: { access: 'viewer' }, schema: { tags: ['rollouts'], summary: "A rollout with its timeline, each wave's progress and its devices", params: NameParams, querystring: DetailQuery } },
+    async (request) => {
+      const rollout = await store.getRollout(request.params.name);
+      if (!rollout) throw new DriftlessError('not-found', `rollout "${request.params.name}" not found`);
+      const nowMs = deps.now();
+      const devices = new Map((await store.listDevices()).map((d) => [d.name, d]));
+      const online = (name: string) => {
+        const device = devices.get(name);
+        return device !== undefined && deps.presence.isOnline(device, nowMs, deps.offlineAfterMs);
+      };
+      return rolloutDetail(rollout, await store.getIncident(`${rollout.name}-incident`), online, request.query.devices);
+    },
+  );
 
   app.post<{ Params: Static<typeof ActionParams> }>(
     '/v1/rollouts/:name/:action',

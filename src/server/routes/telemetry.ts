@@ -5,16 +5,9 @@ import { DriftlessError } from '../../protocol/errors.ts';
 import { TelemetryBatch, type TelemetryAck } from '../../protocol/messages.ts';
 import type { AppDeps } from '../app.ts';
 import type { TelemetryWriter } from '../status-writer.ts';
+import { Count, readCount } from './query.ts';
 
 const DeviceParams = Type.Object({ name: Type.String({ minLength: 1, maxLength: 253 }) });
-/** Query strings arrive as text: a count is digits, read as a number after validation. */
-const Count = (max: number) => Type.String({ pattern: '^[0-9]{1,15}$', description: `a whole number, at most ${max}` });
-function count(text: string | undefined, fallback: number, max: number, field: string): number {
-  if (text === undefined) return fallback;
-  const value = Number(text);
-  if (value > max) throw new DriftlessError('invalid-input', `querystring: ${field}: must be at most ${max}`);
-  return value;
-}
 const LogQuery = Type.Object(
   {
     component: Type.Optional(Type.String({ minLength: 1, maxLength: 200 })),
@@ -79,11 +72,11 @@ export function registerTelemetryRoutes(app: FastifyInstance, deps: AppDeps & { 
       if (q.tail !== undefined && q.after !== undefined) throw new DriftlessError('invalid-input', 'querystring: tail: cannot be combined with after');
       const component = q.component ? { component: q.component } : {};
       if (q.tail !== undefined) {
-        const logs = await store.listLogs(name, { ...component, limit: Math.max(1, count(q.tail, 100, 1000, 'tail')), newest: true });
+        const logs = await store.listLogs(name, { ...component, limit: Math.max(1, readCount(q.tail, 100, 1000, 'tail')), newest: true });
         return { logs, next: logs.at(-1)?.seq ?? mark.seq, dropped: mark.dropped };
       }
-      const after = count(q.after, 0, Number.MAX_SAFE_INTEGER, 'after');
-      const logs = await store.listLogs(name, { ...component, after, limit: Math.max(1, count(q.limit, 500, 1000, 'limit')) });
+      const after = readCount(q.after, 0, Number.MAX_SAFE_INTEGER, 'after');
+      const logs = await store.listLogs(name, { ...component, after, limit: Math.max(1, readCount(q.limit, 500, 1000, 'limit')) });
       return { logs, next: logs.at(-1)?.seq ?? after, dropped: mark.dropped };
     },
   );
@@ -102,7 +95,7 @@ export function registerTelemetryRoutes(app: FastifyInstance, deps: AppDeps & { 
         ...(q.name ? { name: q.name } : {}),
         ...(q.component ? { component: q.component } : {}),
         ...(q.since ? { since: q.since } : {}),
-        limit: Math.max(1, count(q.limit, 1000, 5000, 'limit')),
+        limit: Math.max(1, readCount(q.limit, 1000, 5000, 'limit')),
       });
       return { metrics };
     },
