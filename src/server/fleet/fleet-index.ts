@@ -38,32 +38,65 @@ export function fleetStateOf(view: Pick<DeviceView, 'online' | 'components'>, dr
 }
 
 export type FleetIndex = {
-  /** The tenant's fleet, at most `maxAgeMs` old: one build serves every request that arrives meanwhile. */
+  /** The tenant's fleet, as of at most `maxAgeMs` ago, or up to `maxStaleMs` while a newer one is being built. */
   snapshot(store: Store, tenant: string): Promise<FleetSnapshot>;
 };
 
+type Entry = { wall: number; server: number; snapshot: Promise<FleetSnapshot>; settled: boolean; next: Promise<FleetSnapshot> | null };
+
 /**
  * Dashboards poll every few seconds, many at once, and a 10,000-device fleet takes a while to
- * analyse: the analysis is shared. A snapshot is rebuilt when it is older than `maxAgeMs` by the
- * wall clock or by the server's clock (which tests move), and never twice at once.
+ * analyse: the analysis is shared, and no caller waits for it once there is one to show. A
+ * snapshot younger than `maxAgeMs` is answered as it is; one younger than `maxStaleMs` is answered
+ * too while its successor is built behind it (one build at a time); an older one, or none, is
+ * waited for. Age counts by the wall clock and by the server's clock (which tests move).
  */
-export function createFleetIndex(deps: { presence: Presence; clock: FleetClock; maxAgeMs?: number; monotonic?: () => number }): FleetIndex {
+export function createFleetIndex(deps: { presence: Presence; clock: FleetClock; maxAgeMs?: number; maxStaleMs?: number; monotonic?: () => number }): FleetIndex {
   const maxAgeMs = deps.maxAgeMs ?? 1000;
+  const maxStaleMs = deps.maxStaleMs ?? 5 * maxAgeMs;
   const monotonic = deps.monotonic ?? (() => performance.now());
-  const cached = new Map<string, { wall: number; server: number; snapshot: Promise<FleetSnapshot> }>();
+  const cached = new Map<string, Entry>();
+
+  const build = (store: Store, tenant: string, wall: number, server: number): Entry => {
+    const entry: Entry = { wall, server, snapshot: buildSnapshot(store, deps.presence, deps.clock), settled: false, next: null };
+    entry.snapshot.then(
+      () => {
+        entry.settled = true;
+      },
+      // A failed build is not kept: the next request tries again.
+      () => {
+        if (cached.get(tenant) === entry) cached.delete(tenant);
+      },
+    );
+    return entry;
+  };
+
   return {
     snapshot(store, tenant) {
       const entry = cached.get(tenant);
       const wall = monotonic();
       const server = deps.clock.now();
-      if (entry && wall - entry.wall < maxAgeMs && Math.abs(server - entry.server) < maxAgeMs) return entry.snapshot;
-      const snapshot = buildSnapshot(store, deps.presence, deps.clock);
-      cached.set(tenant, { wall, server, snapshot });
-      // A failed build is not kept: the next request tries again.
-      snapshot.catch(() => {
-        if (cached.get(tenant)?.snapshot === snapshot) cached.delete(tenant);
-      });
-      return snapshot;
+      const age = entry ? Math.max(wall - entry.wall, Math.abs(server - entry.server)) : Infinity;
+      // Fresh, or its build still running: share it.
+      if (entry && (age < maxAgeMs || !entry.settled)) return entry.snapshot;
+      if (entry && age < maxStaleMs) {
+        if (!entry.next) {
+          const successor = build(store, tenant, wall, server);
+          entry.next = successor.snapshot;
+          successor.snapshot.then(
+            () => {
+              if (cached.get(tenant) === entry) cached.set(tenant, successor);
+            },
+            () => {
+              entry.next = null;
+            },
+          );
+        }
+        return entry.snapshot;
+      }
+      const fresh = build(store, tenant, wall, server);
+      cached.set(tenant, fresh);
+      return fresh.snapshot;
     },
   };
 }

@@ -79,7 +79,7 @@ export function AuditPage() {
     <>
       <PageHeader title="Audit log" subtitle="Every action on the fleet, who did it, from where and how it ended, in a tamper-evident chain." />
       <form className="filters" role="search" aria-label="Audit filters" onSubmit={(e) => e.preventDefault()}>
-        <TextFilter label="Actor" value={filters.actor} onChange={(actor) => setFilters({ actor })} placeholder="token name" />
+        <TextFilter label="Actor" value={filters.actor} onChange={(actor) => setFilters({ actor })} placeholder="token:ID or device:NAME" />
         <TextFilter label="Action" value={filters.action} onChange={(action) => setFilters({ action })} placeholder="e.g. rollout.*" />
         <SelectFilter label="Outcome" value={filters.outcome} onChange={(outcome) => setFilters({ outcome })} options={OUTCOMES} anyLabel="Any outcome" />
       </form>

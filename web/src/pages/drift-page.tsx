@@ -29,7 +29,7 @@ export function DriftPage() {
       <form className="filters" role="search" aria-label="Drift filters" onSubmit={(e) => e.preventDefault()}>
         <SiteFilter value={filters.site} onChange={(site) => setFilters({ site })} />
         <SelectFilter label="Reason" value={filters.reason} onChange={(reason) => setFilters({ reason })} options={knownReasons} anyLabel="Any reason" />
-        <TextFilter label="Label selector" value={filters.selector} onChange={(selector) => setFilters({ selector })} placeholder="tier=store,region in (eu-west)" wide />
+        <TextFilter label="Label selector" value={filters.selector} onChange={(selector) => setFilters({ selector })} placeholder="tier=store,region!=eu-west" wide />
       </form>
       <ErrorNotice error={error} />
       {!data ? (
