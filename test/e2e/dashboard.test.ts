@@ -1,15 +1,15 @@
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { Browser, Page } from 'playwright-core';
 import type { DeploymentResource, DriftEntry, RolloutView } from '../../src/protocol/resources.ts';
-import { startServer, type RunningServer } from '../../src/server/server.ts';
-import { createSimFleet, type SimFleet } from '../../src/sim/fleet.ts';
+import type { RunningServer } from '../../src/server/server.ts';
+import type { SimFleet } from '../../src/sim/fleet.ts';
 import { eventually, launchBrowser, openPage, pageSummary, screenshot, signedInPage, VIEWPORTS, waitForPage, type PageDocument, type PageElement, type PageLocation, type PageStorage, type SignedInPage } from '../support/browser.ts';
 import { run } from '../support/child.ts';
-import { DRIFTLESS, ROOT, uniqueTag } from '../support/fleet.ts';
+import { startDashboardFleet, type ApiOptions, type DashboardFleet } from '../support/dashboard-fleet.ts';
+import { DRIFTLESS } from '../support/fleet.ts';
 import { waitFor, waitUntil } from '../support/wait.ts';
 
 // The dashboard in a real browser (Debian's Chromium, driven by playwright-core) against a real
@@ -181,30 +181,10 @@ async function setFilter(page: Page, label: string, value: string): Promise<void
   }
 }
 
-/** Why web/dist must be built (missing, or older than a source file), or null when it is current. */
-function dashboardBuildStale(): string | null {
-  const index = join(ROOT, 'web/dist/index.html');
-  if (!existsSync(index)) return 'is missing';
-  const builtAt = statSync(index).mtimeMs;
-  const newer = (path: string): string | null => {
-    const stat = statSync(path);
-    if (stat.isDirectory()) {
-      for (const entry of readdirSync(path)) {
-        const found = newer(join(path, entry));
-        if (found) return found;
-      }
-      return null;
-    }
-    return stat.mtimeMs > builtAt ? path : null;
-  };
-  const source = [join(ROOT, 'web/index.html'), join(ROOT, 'web/vite.config.ts'), join(ROOT, 'web/src')].map((p) => (existsSync(p) ? newer(p) : null)).find(Boolean);
-  return source ? `is older than ${source.slice(ROOT.length + 1)}` : null;
-}
-
 describe('the dashboard in Chromium against a real server and a simulated fleet', { timeout: 300_000 }, () => {
-  const dir = mkdtempSync(join(tmpdir(), 'driftless-e2e-dashboard-'));
-  const adminToken = `dash-admin-${uniqueTag(8)}`;
-  const enrollToken = `dash-enroll-${uniqueTag(8)}`;
+  let setup: DashboardFleet | null = null;
+  let dir = '';
+  let adminToken = '';
   let server: RunningServer | null = null;
   let fleet: SimFleet | null = null;
   let browser: Browser | null = null;
@@ -218,17 +198,7 @@ describe('the dashboard in Chromium against a real server and a simulated fleet'
   let incidentId = '';
   let offlineDevices: string[] = [];
 
-  async function api<T>(path: string, opts: { token?: string; method?: 'GET' | 'POST'; body?: unknown } = {}): Promise<T> {
-    const response = await fetch(`${server!.url}${path}`, {
-      method: opts.method ?? 'GET',
-      headers: { authorization: `Bearer ${opts.token ?? operatorToken}`, ...(opts.body === undefined ? {} : { 'content-type': 'application/json' }) },
-      ...(opts.body === undefined ? {} : { body: JSON.stringify(opts.body) }),
-      signal: AbortSignal.timeout(15_000),
-    });
-    const text = await response.text();
-    if (!response.ok) throw new Error(`${opts.method ?? 'GET'} ${path} answered ${response.status}: ${text}`);
-    return JSON.parse(text) as T;
-  }
+  const api = <T,>(path: string, opts: ApiOptions = {}): Promise<T> => setup!.api<T>(path, opts);
 
   const rollout = (name: string) => api<RolloutDetail>(`/v1/rollouts/${encodeURIComponent(name)}`);
   const rolloutNames = async () => new Set((await api<RolloutView[]>(`/v1/rollouts?deployment=${DEPLOYMENT}`)).map((r) => r.name));
@@ -243,31 +213,19 @@ describe('the dashboard in Chromium against a real server and a simulated fleet'
   const pageContext = (s: SignedInPage) => async () => `page at ${s.page.url()}: ${await pageSummary(s.page)}\n${s.problems()}`;
 
   before(async () => {
-    // The server serves the dashboard from web/dist, the output of the project's build step (under
-    // a second): built here when missing or older than its sources, so the test never runs an old build.
-    const stale = dashboardBuildStale();
-    if (stale) {
-      const built = await run(join(ROOT, 'node_modules/.bin/vite'), ['build', 'web'], { cwd: ROOT, timeoutMs: 180_000 });
-      assert.equal(built.code, 0, `web/dist ${stale}, and building it (\`npx vite build web\`, as \`npm run build\` does) failed (exit ${built.code}):\n${built.stdout.slice(-2000)}\n${built.stderr.slice(-3000)}`);
-    }
-    server = await startServer({ dataDir: join(dir, 'server'), host: '127.0.0.1', port: 0, pollSeconds: POLL_SECONDS, tickMs: TICK_MS, adminToken, enrollToken, logger: false });
-    const made = async (role: 'viewer' | 'operator') => (await api<{ token: string }>('/v1/tokens', { method: 'POST', token: adminToken, body: { role, description: `dashboard e2e ${role}` } })).token;
-    operatorToken = await made('operator');
-    viewerToken = await made('viewer');
-
-    fleet = createSimFleet({
-      server: { url: server.url, enrollToken },
+    setup = await startDashboardFleet({
+      name: 'dashboard',
       devices: DEVICES,
       sites: SITES,
       seed: 6,
       pollSeconds: POLL_SECONDS,
-      reconcileSeconds: 1,
+      tickMs: TICK_MS,
       behaviour: (_device, component) => (component.version === BAD_VERSION ? { crashAfterMs: 500 } : {}),
       timeScale: TIME_SCALE,
       // CPU and memory samples for the device page's charts.
       hostMetricsSeconds: 2,
     });
-    await fleet.start();
+    ({ dir, adminToken, server, fleet, operatorToken, viewerToken } = setup);
     await api('/v1/apply', { method: 'POST', body: { resources: [deployment('1', { waves: [{ percent: 100 }], maxFailurePercent: 100 })] } });
     await waitFor(
       `all ${DEVICES} devices up to date on version 1`,
@@ -284,13 +242,11 @@ describe('the dashboard in Chromium against a real server and a simulated fleet'
     const steps: [string, () => Promise<unknown>][] = [
       ...sessions.map((s, i): [string, () => Promise<unknown>] => [`page ${i}`, () => s.close()]),
       ['browser', async () => browser?.close()],
-      ['fleet', async () => fleet?.stop()],
-      ['server', async () => server?.close()],
     ];
     for (const [what, step] of steps) {
       await step().catch((error: unknown) => process.stderr.write(`dashboard test clean-up: ${what}: ${(error as Error).message}\n`));
     }
-    rmSync(dir, { recursive: true, force: true });
+    await setup?.close();
   });
 
   it('sign-in shows the server\'s refusal of a bad token and lands on the overview with a good one', async () => {
