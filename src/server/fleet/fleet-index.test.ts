@@ -123,6 +123,8 @@ describe('createFleetIndex', () => {
     clocks.mono += MAX_AGE;
     assert.equal(await fleet.snapshot(c.store, 'default'), first, 'no caller waits while there is one to show');
     assert.equal(await fleet.snapshot(c.store, 'default'), first);
+    assert.equal(c.builds(), 1, 'the successor starts after the answers are sent');
+    await settle();
     assert.equal(c.builds(), 2, 'one successor is built behind it, however many ask meanwhile');
     const second = await successorOf(fleet, c.store, first);
     assert.ok(second.rows.some((r) => r.view.name === 'dev-late'));
@@ -169,6 +171,7 @@ describe('createFleetIndex', () => {
     const calls = [fleet.snapshot(c.store, 'default'), fleet.snapshot(c.store, 'default')];
     // Still building (held at the store): a third caller joins the same build.
     calls.push(fleet.snapshot(c.store, 'default'));
+    await settle();
     assert.equal(c.builds(), 1);
     open();
     const [a, b, d] = await Promise.all(calls);
@@ -202,6 +205,7 @@ describe('createFleetIndex', () => {
     await settle();
     assert.equal(c.builds(), 2);
     assert.equal(await fleet.snapshot(c.store, 'default'), first, 'still the last good one');
+    await settle();
     assert.equal(c.builds(), 3, 'and a new successor is on its way');
     const next = await successorOf(fleet, c.store, first);
     assert.notEqual(next, first);

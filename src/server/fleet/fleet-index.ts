@@ -57,11 +57,20 @@ export function createFleetIndex(deps: { presence: Presence; clock: FleetClock; 
   const monotonic = deps.monotonic ?? (() => performance.now());
   const cached = new Map<string, Entry>();
 
-  const build = (store: Store, tenant: string, wall: number, server: number): Entry => {
-    const entry: Entry = { wall, server, snapshot: buildSnapshot(store, deps.presence, deps.clock), settled: false, next: null };
-    entry.snapshot.then(
+  /**
+   * A snapshot's age counts from when its build finished (a 10,000-device build takes a while, and
+   * an answer just built is fresh to its callers); `deferred` starts it after the current answers
+   * are sent, for a build behind a stale snapshot must not hold up the answer it stands behind.
+   */
+  const build = (store: Store, tenant: string, deferred: boolean): Entry => {
+    const start = deferred ? new Promise<void>((resolve) => setImmediate(resolve)) : Promise.resolve();
+    const snapshot = start.then(() => buildSnapshot(store, deps.presence, deps.clock));
+    const entry: Entry = { wall: Infinity, server: Infinity, snapshot, settled: false, next: null };
+    snapshot.then(
       () => {
         entry.settled = true;
+        entry.wall = monotonic();
+        entry.server = deps.clock.now();
       },
       // A failed build is not kept: the next request tries again.
       () => {
@@ -76,12 +85,13 @@ export function createFleetIndex(deps: { presence: Presence; clock: FleetClock; 
       const entry = cached.get(tenant);
       const wall = monotonic();
       const server = deps.clock.now();
-      const age = entry ? Math.max(wall - entry.wall, Math.abs(server - entry.server)) : Infinity;
       // Fresh, or its build still running: share it.
-      if (entry && (age < maxAgeMs || !entry.settled)) return entry.snapshot;
+      if (entry && !entry.settled) return entry.snapshot;
+      const age = entry ? Math.max(wall - entry.wall, Math.abs(server - entry.server)) : Infinity;
+      if (entry && age < maxAgeMs) return entry.snapshot;
       if (entry && age < maxStaleMs) {
         if (!entry.next) {
-          const successor = build(store, tenant, wall, server);
+          const successor = build(store, tenant, true);
           entry.next = successor.snapshot;
           successor.snapshot.then(
             () => {
@@ -94,7 +104,7 @@ export function createFleetIndex(deps: { presence: Presence; clock: FleetClock; 
         }
         return entry.snapshot;
       }
-      const fresh = build(store, tenant, wall, server);
+      const fresh = build(store, tenant, false);
       cached.set(tenant, fresh);
       return fresh.snapshot;
     },

@@ -7,6 +7,9 @@ import { groupBy, type ComponentRecord, type DesiredRecord, type DeviceRecord, t
 
 export type FleetClock = { now: () => number; offlineAfterMs: number };
 
+/** Devices analysed between two turns of the event loop. */
+const ANALYSIS_SLICE = 500;
+
 /** Devices as operators see them, with desired against actual per component, and the drift. */
 export async function fleetView(store: Store, presence: Presence, clock: FleetClock, only?: (d: DeviceRecord) => boolean): Promise<{ devices: DeviceView[]; drift: DriftEntry[] }> {
   const devices = (await store.listDevices()).filter((d) => !only || only(d));
@@ -15,7 +18,9 @@ export async function fleetView(store: Store, presence: Presence, clock: FleetCl
   const held = await rolloutHolds(store);
   const out: DeviceView[] = [];
   const drift: DriftEntry[] = [];
-  for (const device of devices) {
+  for (const [i, device] of devices.entries()) {
+    // A large fleet takes a while: other requests (device polls above all) get their turn between slices.
+    if (i % ANALYSIS_SLICE === ANALYSIS_SLICE - 1) await new Promise((resolve) => setImmediate(resolve));
     const analysis = viewOf(device, desired.get(device.name), reported.get(device.name) ?? [], presence, clock, held(device.name));
     out.push(analysis.view);
     drift.push(...analysis.drift);
