@@ -33,6 +33,7 @@ export function MetricChart({
   formatValue,
   yRange,
   yIncrements,
+  windowSeconds,
 }: {
   times: number[];
   series: ChartSeries[];
@@ -41,9 +42,13 @@ export function MetricChart({
   yRange?: [number, number];
   /** Tick steps for the y axis (bytes want powers of two, not 2.3 GiB). */
   yIncrements?: number[];
+  /** Show this many trailing seconds up to now, however few points there are (a lone point would stretch the axis over a day or more). */
+  windowSeconds?: number;
 }) {
   const host = useRef<HTMLDivElement>(null);
   const chart = useRef<uPlot | null>(null);
+  const latestTime = useRef<number | null>(null);
+  latestTime.current = times.at(-1) ?? null;
   const shape = series.map((s) => s.label).join('|');
 
   useEffect(() => {
@@ -56,7 +61,17 @@ export function MetricChart({
       cursor: { drag: { x: false, y: false } },
       scales: {
         // One sample would stretch the axis over years; give a lone point a few minutes either side.
-        x: { time: true, range: (_u, min, max) => (min === null || max === null || !Number.isFinite(min) ? lastHour() : max - min < 60 ? [min - 300, max + 60] : [min, max]) },
+        x: {
+          time: true,
+          range: (_u, min, max) => {
+            if (windowSeconds !== undefined) {
+              // From the data itself, not uPlot's min and max: it has stretched a lone point by then.
+              const end = Math.max(Date.now() / 1000, latestTime.current ?? 0);
+              return [end - windowSeconds, end];
+            }
+            return min === null || max === null || !Number.isFinite(min) ? lastHour() : max - min < 60 ? [min - 300, max + 60] : [min, max];
+          },
+        },
         y: yRange ? { range: yRange } : { range: (_u, min, max) => (max === null || !Number.isFinite(max) ? [0, 1] : [0, Math.max(max * 1.1, min + 1)]) } },
       axes: [
         { stroke: '#5b6472', grid: { stroke: '#eceef1' }, ticks: { stroke: '#d5d9df' }, label: 'time', values: (_u, splits) => timeTicks(splits) },
@@ -73,7 +88,7 @@ export function MetricChart({
       chart.current = null;
     };
     // The chart is rebuilt only when its series change; new points go through setData below.
-  }, [shape, unit]);
+  }, [shape, unit, windowSeconds]);
 
   useEffect(() => {
     chart.current?.setData([times, ...series.map((s) => s.values)]);

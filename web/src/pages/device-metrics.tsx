@@ -34,7 +34,7 @@ export function CpuChart({ device }: { device: string }) {
   return (
     <figure className="figure">
       <Suspense fallback={<div className="chart chart--placeholder" />}>
-        <MetricChart times={chart.times} series={chart.series} unit="%" formatValue={percent} yRange={[0, 100]} />
+        <MetricChart times={chart.times} series={chart.series} unit="%" formatValue={percent} yRange={[0, 100]} windowSeconds={WINDOW_MS / 1000} />
       </Suspense>
       <figcaption className="muted small">{points.length === 0 ? 'No CPU samples in the last hour yet.' : `CPU use over the last hour, in percent; latest ${percent(points.at(-1)!.v)}.`}</figcaption>
     </figure>
@@ -68,7 +68,7 @@ export function MemoryChart({ device }: { device: string }) {
   return (
     <figure className="figure">
       <Suspense fallback={<div className="chart chart--placeholder" />}>
-        <MetricChart times={chart.times} series={chart.series} unit="memory" formatValue={formatBytes} yIncrements={BYTE_STEPS} />
+        <MetricChart times={chart.times} series={chart.series} unit="memory" formatValue={formatBytes} yIncrements={BYTE_STEPS} windowSeconds={WINDOW_MS / 1000} />
       </Suspense>
       <figcaption className="muted small">
         {chart.latest === null
