@@ -800,7 +800,13 @@ function deploymentFromRow(row: Database['deployments']): DeploymentRecord {
 function revisionFromRow(row: Database['deployment_revisions']): RevisionRecord {
   return { deployment: row.deployment, revision: Number(row.revision), templateHash: row.template_hash, template: parse(row.template), createdAt: row.created_at };
 }
+/**
+ * The rollout machine holds a slot per device (megabytes at 10,000 devices) and most readers never
+ * look at it (a list of rollouts, the overview): it is parsed on first use, once.
+ */
 function rolloutFromRow(row: Database['rollouts']): RolloutRecord {
+  let machine: unknown;
+  let parsed = false;
   return {
     name: row.name,
     deployment: row.deployment,
@@ -811,7 +817,17 @@ function rolloutFromRow(row: Database['rollouts']): RolloutRecord {
     createdAt: row.created_at,
     updatedAt: row.updated_at,
     fromRevision: row.from_revision === null ? null : Number(row.from_revision),
-    machine: row.machine === null ? null : parse(row.machine),
+    get machine() {
+      if (!parsed) {
+        machine = row.machine === null ? null : parse(row.machine);
+        parsed = true;
+      }
+      return machine;
+    },
+    set machine(value) {
+      machine = value;
+      parsed = true;
+    },
   };
 }
 function incidentFromRow(row: Database['incidents']): IncidentRecord {
