@@ -7,7 +7,10 @@ export const formatCount = (n: number) => counts.format(n);
 export function formatShare(part: number, whole: number): string {
   if (whole === 0) return '0%';
   const pct = (part * 100) / whole;
-  return pct > 0 && pct < 1 ? '<1%' : `${Math.round(pct)}%`;
+  // Never round a few devices away: 1 of 200 is not "0%", and 199 of 200 is not "100%".
+  if (pct > 0 && pct < 1) return '<1%';
+  if (pct > 99 && pct < 100) return '>99%';
+  return `${Math.round(pct)}%`;
 }
 
 const MIB = 1024 * 1024;

@@ -25,7 +25,12 @@ export function writeToken(token: string | null): void {
 export function takeTokenFromFragment(): string | null {
   const match = /(?:^#|&)token=([^&]+)/.exec(window.location.hash);
   if (!match) return null;
-  const token = decodeURIComponent(match[1]!);
+  let token: string | null;
+  try {
+    token = decodeURIComponent(match[1]!);
+  } catch {
+    token = null; // a mangled link (`%E0%A4` cut short): no token, but the fragment still goes
+  }
   window.history.replaceState(window.history.state, '', window.location.pathname + window.location.search);
   return token;
 }

@@ -27,14 +27,26 @@ const encoder = new TextEncoder();
 
 export const inputFrame = (typed: string): ClientFrame => ({ type: 'input', data: encodeBase64(encoder.encode(typed)) });
 
+/** Padded base64, as the server writes it (Buffer's base64): anything else would make `atob` throw or guess. */
+const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
+
+/** One frame from the server, or null for anything that is not JSON, not a known type or lacks its fields. */
 export function parseServerFrame(text: unknown): ServerFrame | null {
   if (typeof text !== 'string') return null;
+  let frame: Record<string, unknown>;
   try {
-    const frame = JSON.parse(text) as { type?: unknown };
-    return typeof frame?.type === 'string' ? (frame as ServerFrame) : null;
+    const parsed: unknown = JSON.parse(text);
+    if (typeof parsed !== 'object' || parsed === null) return null;
+    frame = parsed as Record<string, unknown>;
   } catch {
     return null;
   }
+  const { type, recording, data, exitCode, code, message } = frame;
+  if (type === 'opened' && typeof recording === 'string') return { type, recording };
+  if (type === 'output' && typeof data === 'string' && BASE64.test(data)) return { type, data };
+  if (type === 'exit' && Number.isInteger(exitCode)) return { type, exitCode: exitCode as number };
+  if (type === 'error' && typeof code === 'string' && typeof message === 'string') return { type, code, message };
+  return null;
 }
 
 /** The socket's address, beside the page: ws:// or wss:// as the page itself is served. */
