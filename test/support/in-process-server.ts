@@ -1,5 +1,6 @@
+import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, LightMyRequestResponse } from 'fastify';
 import { generateKeyPair } from '../../src/protocol/signing.ts';
 import { assembleServer, type AssembleOptions } from '../../src/server/assemble.ts';
 import { hashToken } from '../../src/server/auth/tokens.ts';
@@ -70,4 +71,20 @@ export async function startInProcessServer(opts: InProcessOptions): Promise<InPr
       await db.destroy();
     },
   };
+}
+
+/** The body of a successful answer (200 unless told), as T; fails with the body when the status differs. */
+export function ok<T = unknown>(reply: LightMyRequestResponse, status = 200): T {
+  assert.equal(reply.statusCode, status, reply.body);
+  return reply.json() as T;
+}
+
+/** A refusal in the API's one error shape, `{ error: { code, message } }`; returns the message. */
+export function refused(reply: LightMyRequestResponse, status: number, code: string, message?: RegExp): string {
+  assert.equal(reply.statusCode, status, reply.body);
+  const body = reply.json() as { error: { code: string; message: string } };
+  assert.deepEqual(Object.keys(body), ['error'], reply.body);
+  assert.equal(body.error.code, code, reply.body);
+  if (message) assert.match(body.error.message, message);
+  return body.error.message;
 }

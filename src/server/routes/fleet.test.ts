@@ -5,7 +5,7 @@ import type { ComponentStatus } from '../../protocol/messages.ts';
 import type { DriftEntry, Labels } from '../../protocol/resources.ts';
 import { hashToken } from '../auth/tokens.ts';
 import type { DeviceRecord, Store } from '../store/store.ts';
-import { startInProcessServer, type InProcessServer } from '../../../test/support/in-process-server.ts';
+import { ok, refused, startInProcessServer, type InProcessServer } from '../../../test/support/in-process-server.ts';
 
 // The dashboard's read API through the assembled app (in process, a clock the test moves): who
 // the token is, the fleet overview, the device and site tables, and /v1/drift's filters and pages.
@@ -73,19 +73,7 @@ async function call(h: InProcessServer, url: string, token?: string, method: 'GE
   return h.app.inject({ method, url, headers: token ? { authorization: `Bearer ${token}` } : {}, ...(body === undefined ? {} : { payload: body as object }) });
 }
 
-function ok<T>(reply: LightMyRequestResponse): T {
-  assert.equal(reply.statusCode, 200, reply.body);
-  return reply.json() as T;
-}
 
-function refused(reply: LightMyRequestResponse, status: number, code: string, message?: RegExp): string {
-  assert.equal(reply.statusCode, status, reply.body);
-  const body = reply.json() as { error: { code: string; message: string } };
-  assert.deepEqual(Object.keys(body), ['error']);
-  assert.equal(body.error.code, code);
-  if (message) assert.match(body.error.message, message);
-  return body.error.message;
-}
 
 type Row = { name: string; site: string | null; region: string | null; labels: Labels; status: string; online: boolean; lastSeen: string | null; state: State; reasons: string[]; components: unknown[] };
 type DevicePage = { total: number; offset: number; limit: number; devices: Row[] };

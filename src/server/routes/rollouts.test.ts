@@ -11,7 +11,7 @@ import type { ComponentStatus } from '../../protocol/messages.ts';
 import type { RolloutView, Strategy } from '../../protocol/resources.ts';
 import { startServer, type RunningServer } from '../server.ts';
 import type { DeviceRecord, Store } from '../store/store.ts';
-import { startInProcessServer, type InProcessServer } from '../../../test/support/in-process-server.ts';
+import { ok, refused as error, startInProcessServer, type InProcessServer } from '../../../test/support/in-process-server.ts';
 
 // The rollout API in process (buildApp + inject, a clock the test moves), and the CLI's
 // `rollout status -o json` and friends against a real server on a free port.
@@ -60,17 +60,7 @@ async function call(h: Harness, method: 'GET' | 'POST', url: string, opts: { tok
   return h.app.inject({ method, url, headers: opts.token ? { authorization: `Bearer ${opts.token}` } : {}, ...(opts.body === undefined ? {} : { payload: opts.body as object }) });
 }
 
-function ok(reply: LightMyRequestResponse, status = 200) {
-  assert.equal(reply.statusCode, status, reply.body);
-  return reply.json();
-}
 
-function error(reply: LightMyRequestResponse, status: number, code: string, message?: RegExp) {
-  assert.equal(reply.statusCode, status, reply.body);
-  const body = reply.json() as { error: { code: string; message: string } };
-  assert.equal(body.error.code, code);
-  if (message) assert.match(body.error.message, message);
-}
 
 async function report(store: Store, device: string, revision: number, version: string, state: ComponentStatus['state'] = 'healthy', detail: string | null = null) {
   const at = new Date().toISOString();

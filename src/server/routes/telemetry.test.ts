@@ -4,7 +4,7 @@ import { afterEach, beforeEach, describe, test } from 'node:test';
 import type { LightMyRequestResponse } from 'fastify';
 import type { TelemetryRecord } from '../../protocol/messages.ts';
 import { generateKeyPair, loadPrivateKey, sessionChallenge, signText } from '../../protocol/signing.ts';
-import { startInProcessServer, type InProcessServer } from '../../../test/support/in-process-server.ts';
+import { ok, refused, startInProcessServer, type InProcessServer } from '../../../test/support/in-process-server.ts';
 
 // The telemetry routes in process: devices upload through the real device session, operators read
 // back through API tokens, and /metrics is scraped as Prometheus would.
@@ -62,18 +62,7 @@ function get(h: Harness, url: string, token?: string): Promise<LightMyRequestRes
   return h.app.inject({ method: 'GET', url, headers: token ? { authorization: `Bearer ${token}` } : {} });
 }
 
-function ok<T>(reply: LightMyRequestResponse): T {
-  assert.equal(reply.statusCode, 200, reply.body);
-  return reply.json() as T;
-}
 
-function refused(reply: LightMyRequestResponse, status: number, code: string, message?: RegExp): string {
-  assert.equal(reply.statusCode, status, reply.body);
-  const body = reply.json() as { error: { code: string; message: string } };
-  assert.equal(body.error.code, code, reply.body);
-  if (message) assert.match(body.error.message, message);
-  return body.error.message;
-}
 
 type LogPage = { logs: { seq: number; at: string; component: string; line: string }[]; next: number; dropped: number };
 const linesOf = (page: LogPage) => page.logs.map((l) => l.line);
