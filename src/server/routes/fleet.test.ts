@@ -353,19 +353,24 @@ describe('fleet routes', () => {
   });
 });
 
+/** Accepted devices at site alpha labelled tier=store, with an operator and a viewer token; answers always fresh. */
+function storeFleet(devices: readonly string[]): Promise<InProcessServer> {
+  return startInProcessServer({
+    start: START,
+    tokens: { [OPERATOR]: 'operator', [VIEWER]: 'viewer' },
+    fleetSnapshotMs: 0,
+    dashboardDir: null,
+    seed: async (store) => {
+      for (const name of devices) await store.insertDevice(deviceRecord(name, { site: 'alpha', labels: { tier: 'store' }, state: 'up-to-date' }));
+    },
+  });
+}
+
 describe('fleet states follow the rollouts', () => {
   let h: InProcessServer;
   const devices = ['pos-1', 'pos-2', 'pos-3', 'pos-4'];
   before(async () => {
-    h = await startInProcessServer({
-      start: START,
-      tokens: { [OPERATOR]: 'operator', [VIEWER]: 'viewer' },
-      fleetSnapshotMs: 0,
-      dashboardDir: null,
-      seed: async (store) => {
-        for (const name of devices) await store.insertDevice(deviceRecord(name, { site: 'alpha', labels: { tier: 'store' }, state: 'up-to-date' }));
-      },
-    });
+    h = await storeFleet(devices);
     ok(await call(h, '/v1/apply', OPERATOR, 'POST', { resources: [deployment('1')] }));
     for (const d of devices) await report(h.store, d, 1, '1');
     await h.tick();
@@ -405,15 +410,7 @@ describe('GET /v1/drift on a fleet larger than a page', () => {
   let h: InProcessServer;
   const devices = Array.from({ length: 120 }, (_, i) => `pos-${String(i).padStart(3, '0')}`);
   before(async () => {
-    h = await startInProcessServer({
-      start: START,
-      tokens: { [OPERATOR]: 'operator', [VIEWER]: 'viewer' },
-      fleetSnapshotMs: 0,
-      dashboardDir: null,
-      seed: async (store) => {
-        for (const name of devices) await store.insertDevice(deviceRecord(name, { site: 'alpha', labels: { tier: 'store' }, state: 'up-to-date' }));
-      },
-    });
+    h = await storeFleet(devices);
     // Released to all, reported by none: every device drifts.
     ok(await call(h, '/v1/apply', OPERATOR, 'POST', { resources: [deployment('1')] }));
   });
