@@ -1,6 +1,4 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { Browser, Page } from 'playwright-core';
@@ -9,9 +7,8 @@ import type { RuntimeDriver } from '../../src/agent/drivers/driver.ts';
 import { createProcessDriver } from '../../src/agent/drivers/process/process-driver.ts';
 import { deviceChannel } from '../../src/agent/terminal/device-channel.ts';
 import type { DeviceView } from '../../src/protocol/resources.ts';
-import { startServer, type RunningServer } from '../../src/server/server.ts';
 import { eventually, launchBrowser, pageSummary, screenshot, signedInPage, waitForPage, type PageDocument, type SignedInPage } from '../support/browser.ts';
-import { buildDashboardIfStale } from '../support/dashboard-fleet.ts';
+import { startDashboardFleet, type ApiOptions, type DashboardFleet } from '../support/dashboard-fleet.ts';
 import { uniqueTag } from '../support/fleet.ts';
 import { waitFor } from '../support/wait.ts';
 
@@ -43,38 +40,30 @@ async function terminalStatus(page: Page): Promise<string | null> {
 }
 
 describe('the dashboard terminal in Chromium reaches a real agent\'s shell', { timeout: 120_000 }, () => {
-  let dir = '';
-  let server: RunningServer | null = null;
+  let setup: DashboardFleet | null = null;
   let agent: Agent | null = null;
   let driver: RuntimeDriver | null = null;
   let browser: Browser | null = null;
   const sessions: SignedInPage[] = [];
-  const adminToken = `dash-term-admin-${uniqueTag(8)}`;
-  const enrollToken = `dash-term-enroll-${uniqueTag(8)}`;
-  let operatorToken = '';
-  let viewerToken = '';
   const agentLog: string[] = [];
 
-  async function call(path: string, opts: { token?: string; method?: 'GET' | 'POST'; body?: unknown } = {}): Promise<{ status: number; text: string }> {
-    const response = await fetch(`${server!.url}${path}`, {
+  const api = <T>(path: string, opts: ApiOptions = {}) => setup!.api<T>(path, opts);
+  /** An answer whatever its status (exec answers 503 until the device's channel is up). */
+  async function call(path: string, opts: { method?: 'GET' | 'POST'; body?: unknown } = {}): Promise<{ status: number; text: string }> {
+    const response = await fetch(`${setup!.server.url}${path}`, {
       method: opts.method ?? 'GET',
-      headers: { authorization: `Bearer ${opts.token ?? operatorToken}`, ...(opts.body === undefined ? {} : { 'content-type': 'application/json' }) },
+      headers: { authorization: `Bearer ${setup!.operatorToken}`, ...(opts.body === undefined ? {} : { 'content-type': 'application/json' }) },
       ...(opts.body === undefined ? {} : { body: JSON.stringify(opts.body) }),
       signal: AbortSignal.timeout(15_000),
     });
     return { status: response.status, text: await response.text() };
-  }
-  async function api<T>(path: string, opts: { token?: string; method?: 'GET' | 'POST'; body?: unknown } = {}): Promise<T> {
-    const answer = await call(path, opts);
-    if (answer.status < 200 || answer.status >= 300) throw new Error(`${opts.method ?? 'GET'} ${path} answered ${answer.status}: ${answer.text}`);
-    return JSON.parse(answer.text) as T;
   }
 
   const agentContext = () => `agent log (last 30 lines):\n${agentLog.slice(-30).join('\n') || '(empty)'}`;
   const pageContext = (s: SignedInPage) => async () => `page at ${s.page.url()}: ${await pageSummary(s.page)}\nterminal rows: ${JSON.stringify(await terminalRows(s.page).catch(() => []))}\n${s.problems()}\n${agentContext()}`;
 
   async function session(token: string): Promise<SignedInPage> {
-    const s = await signedInPage(browser!, server!.url, token);
+    const s = await signedInPage(browser!, setup!.server.url, token);
     sessions.push(s);
     return s;
   }
@@ -97,21 +86,18 @@ describe('the dashboard terminal in Chromium reaches a real agent\'s shell', { t
   }
 
   before(async () => {
-    await buildDashboardIfStale();
-    dir = mkdtempSync(join(tmpdir(), 'driftless-e2e-dashboard-terminal-'));
-    server = await startServer({ dataDir: join(dir, 'server'), host: '127.0.0.1', port: 0, pollSeconds: 2, tickMs: 500, adminToken, enrollToken, logger: false });
-    operatorToken = (await api<{ token: string }>('/v1/tokens', { token: adminToken, method: 'POST', body: { role: 'operator', description: 'dashboard-terminal e2e operator' } })).token;
-    viewerToken = (await api<{ token: string }>('/v1/tokens', { token: adminToken, method: 'POST', body: { role: 'viewer', description: 'dashboard-terminal e2e viewer' } })).token;
+    // The server and its tokens, with no simulated device: the one device here is a real agent.
+    setup = await startDashboardFleet({ name: 'dashboard-terminal', devices: 0, sites: 1, seed: 1, pollSeconds: 2, tickMs: 500, timeScale: 1 });
 
     // A real agent as the demo makes them: its own data directory, the process driver, and the
     // device channel that carries terminals, allowing remote shells.
-    const agentDir = join(dir, DEVICE);
+    const agentDir = join(setup.dir, DEVICE);
     const log = (message: string) => void agentLog.push(`${new Date().toISOString().slice(11, 23)} ${message}`);
     driver = createProcessDriver({ agentId: DEVICE, dataDir: agentDir, log });
     agent = createAgent({
       dataDir: agentDir,
-      serverUrl: server.url,
-      enrollToken,
+      serverUrl: setup.server.url,
+      enrollToken: setup.enrollToken,
       name: DEVICE,
       site: 'store-test',
       labels: { tier: 'store' },
@@ -150,16 +136,15 @@ describe('the dashboard terminal in Chromium reaches a real agent\'s shell', { t
           await driver.close();
         },
       ],
-      ['server', async () => server?.close()],
+      ['server, temporary directory', async () => setup?.close()],
     ];
     for (const [what, step] of steps) {
       await step().catch((error: unknown) => process.stderr.write(`dashboard-terminal test clean-up: ${what}: ${(error as Error).message}\n`));
     }
-    if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
   it('an operator opens a terminal, the shell evaluates what is typed, exit ends it, and the session is audited and recorded', async () => {
-    const operator = await session(operatorToken);
+    const operator = await session(setup!.operatorToken);
     const { page } = operator;
     await openDevicePage(operator);
     await page.getByRole('button', { name: 'Open terminal', exact: true }).click();
@@ -187,7 +172,7 @@ describe('the dashboard terminal in Chromium reaches a real agent\'s shell', { t
     // The audit trail: the session's opening and closing, by the operator, naming the recording.
     const audit = await waitFor(
       `terminal.open and terminal.close audit entries for ${DEVICE} naming recording ${recordingId}`,
-      async () => (await api<{ entries: AuditEntry[] }>('/v1/audit?action=terminal.*', { token: adminToken })).entries.filter((e) => e.target === `device:${DEVICE}`),
+      async () => (await api<{ entries: AuditEntry[] }>('/v1/audit?action=terminal.*', { token: setup!.adminToken })).entries.filter((e) => e.target === `device:${DEVICE}`),
       (entries) => ['terminal.open', 'terminal.close'].every((action) => entries.some((e) => e.action === action && e.detail?.recording === recordingId)),
       { timeoutMs: 15_000, intervalMs: 250 },
     );
@@ -212,7 +197,7 @@ describe('the dashboard terminal in Chromium reaches a real agent\'s shell', { t
   });
 
   it('a viewer on the same device page is offered no terminal', async () => {
-    const viewer = await session(viewerToken);
+    const viewer = await session(setup!.viewerToken);
     await openDevicePage(viewer);
     await viewer.page.getByText('A remote terminal needs the operator or admin role.').waitFor();
     assert.equal(await viewer.page.getByRole('button', { name: 'Open terminal', exact: true }).count(), 0, `a viewer gets no "Open terminal": ${await pageSummary(viewer.page)}`);

@@ -36,6 +36,8 @@ export type DashboardFleet = {
   server: RunningServer;
   fleet: SimFleet;
   adminToken: string;
+  /** For a real agent the test adds beside the simulated ones. */
+  enrollToken: string;
   operatorToken: string;
   viewerToken: string;
   /** The public API over HTTP, as the operator unless `token` says otherwise; throws on a non-2xx answer. */
@@ -134,6 +136,7 @@ export async function startDashboardFleet(opts: DashboardFleetOptions): Promise<
       server,
       fleet,
       adminToken,
+      enrollToken,
       operatorToken,
       viewerToken,
       api: <T>(path: string, apiOpts: ApiOptions = {}) => callApi<T>(url, path, operatorToken, apiOpts),

@@ -1,14 +1,12 @@
 import type { DeviceView, DriftEntry, DriftReason } from '../../protocol/resources.ts';
 import type { Presence } from '../presence.ts';
 import type { DeploymentRecord, IncidentRecord, RevisionRecord, RolloutRecord, SiteRecord, Store } from '../store/store.ts';
+import { activeRolloutStates } from '../rollout/rollout-engine.ts';
 import { fleetView, type FleetClock } from './views.ts';
 
 /** One device in a word, worst first: what the overview counts and the device table filters by. */
 export const fleetStates = ['offline', 'failed', 'reverted', 'updating', 'up-to-date'] as const;
 export type FleetState = (typeof fleetStates)[number];
-
-/** Rollouts still deciding something: their devices count as updating. */
-export const activeRolloutStates: ReadonlySet<string> = new Set(['pending', 'progressing', 'paused', 'halted']);
 
 const failureReasons: ReadonlySet<string> = new Set(['health-check-failed', 'download-failed', 'start-failed']);
 

@@ -1,6 +1,7 @@
 import type { DriftEntry, Labels } from '../../protocol/resources.ts';
 import { matchesRequirements, type LabelRequirement } from '../../protocol/selectors.ts';
-import { activeRolloutStates, fleetStates, type FleetRow, type FleetSnapshot, type FleetState } from './fleet-index.ts';
+import { activeRolloutStates } from '../rollout/rollout-engine.ts';
+import { fleetStates, type FleetRow, type FleetSnapshot, type FleetState } from './fleet-index.ts';
 
 /**
  * What the dashboard asks of a fleet snapshot: pure functions, so filtering, sorting and paging

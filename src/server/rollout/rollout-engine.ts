@@ -35,8 +35,12 @@ export function rolloutName(deployment: string, revision: number): string {
 }
 
 const activePhases: readonly Phase[] = ['progressing', 'paused', 'halted', 'rolling-back'];
-/** The states active phases show as (viewState): a finished rollout is passed over without parsing its machine. */
-const activeStates: ReadonlySet<string> = new Set(activePhases.map(viewState));
+/**
+ * Rollouts still deciding something, by their state column: `pending` (not started) and what the
+ * active phases show as (viewState). A finished rollout is passed over without parsing its machine;
+ * the dashboard counts the devices of an active one as updating.
+ */
+export const activeRolloutStates: ReadonlySet<string> = new Set(['pending', ...activePhases.map(viewState)]);
 
 /** The state in the API's words: the machine's `rolling-back` shows as `halted` until the rollback is done. */
 function viewState(phase: Phase): RolloutView['state'] {
@@ -130,7 +134,7 @@ export function createRolloutEngine(deps: EngineDeps): RolloutEngine {
     async release(store, deployment, revision, nowIso) {
       const nowMs = Date.parse(nowIso);
       for (const earlier of await store.listRollouts(deployment.name)) {
-        if (!activeStates.has(earlier.state)) continue;
+        if (!activeRolloutStates.has(earlier.state)) continue;
         const machine = machineOf(earlier);
         if (!machine || !activePhases.includes(machine.phase)) continue;
         const superseded: MachineState = { ...machine, phase: 'superseded', reason: `superseded by revision ${revision}`, timeline: [...machine.timeline, { at: nowMs, message: `superseded by revision ${revision}` }] };
@@ -188,7 +192,7 @@ export function createRolloutEngine(deps: EngineDeps): RolloutEngine {
     async tick(store, nowMs) {
       const touched: string[] = [];
       for (const rollout of await store.listRollouts()) {
-        if (!activeStates.has(rollout.state)) continue;
+        if (!activeRolloutStates.has(rollout.state)) continue;
         const machine = machineOf(rollout);
         if (machine && activePhases.includes(machine.phase)) touched.push(...(await step(store, rollout, nowMs, null)));
       }

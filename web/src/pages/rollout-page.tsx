@@ -12,7 +12,7 @@ import { TimelineList } from '../components/timeline-list.tsx';
 import { formatCount } from '../format/quantity.ts';
 import { usePoll } from '../live/use-poll.ts';
 import { canOperate, useApi, useSession } from '../session/session.tsx';
-import { waveProgress, type WaveProgress } from './rollout-waves.ts';
+import { rolloutSize, waveProgress, type WaveProgress } from './rollout-waves.ts';
 
 /** Devices listed at once on the page; a 10,000-device rollout is filtered, not scrolled. */
 const DEVICE_ROWS = 200;
@@ -24,7 +24,7 @@ export function RolloutPage({ name }: { name: string }) {
   // A large rollout lists only its failed devices on each poll: every 2 s, 10,000 rows would be megabytes.
   const [large, setLarge] = useState(true);
   const { data: rollout, error, refresh } = usePoll<RolloutDetail>(`/v1/rollouts/${encodeName(name)}?devices=${large ? 'failed' : 'all'}`);
-  const total = rollout ? rollout.waves.reduce((sum, w) => sum + w.devices, 0) : null;
+  const total = rollout ? rolloutSize(rollout.waves) : null;
   useEffect(() => {
     if (total !== null) setLarge(total > DEVICE_ROWS);
   }, [total]);
@@ -248,7 +248,7 @@ function RolloutDevices({ rollout }: { rollout: RolloutDetail }) {
   const statuses = useMemo(() => [...new Set(rollout.devices.map((d) => d.status))].sort(), [rollout.devices]);
   const shown = status ? rollout.devices.filter((d) => d.status === status) : rollout.devices;
   // A large rollout's page is sent only its failed and reverted devices (see RolloutPage).
-  const onlyFailed = rollout.waves.reduce((sum, w) => sum + w.devices, 0) > DEVICE_ROWS;
+  const onlyFailed = rolloutSize(rollout.waves) > DEVICE_ROWS;
   return (
     <section className="card" aria-labelledby="rollout-devices">
       <div className="card__head">

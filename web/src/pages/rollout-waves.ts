@@ -17,3 +17,6 @@ export function waveProgress(waves: readonly Wave[], progress: readonly ServerWa
     return counted ? { ...wave, updated: counted.updated, failed: counted.failed, waiting: counted.waiting, offline: counted.offline } : { ...wave, waiting: 0, offline: 0 };
   });
 }
+
+/** How many devices a rollout has chosen, over all its waves. */
+export const rolloutSize = (waves: readonly Wave[]): number => waves.reduce((sum, w) => sum + w.devices, 0);
