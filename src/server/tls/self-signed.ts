@@ -19,7 +19,13 @@ function der(tag: number, content: Buffer): Buffer {
 }
 const sequence = (...items: Buffer[]) => der(0x30, Buffer.concat(items));
 const set = (...items: Buffer[]) => der(0x31, Buffer.concat(items));
-const integer = (bytes: Buffer) => der(0x02, bytes[0]! & 0x80 ? Buffer.concat([Buffer.from([0]), bytes]) : bytes);
+/** A non-negative INTEGER from its big-endian bytes, in DER's one shortest form (X.690 8.3.2). */
+function integer(bytes: Buffer): Buffer {
+  let start = 0;
+  while (start < bytes.length - 1 && bytes[start] === 0) start++;
+  const minimal = bytes.subarray(start);
+  return der(0x02, minimal.length === 0 || minimal[0]! & 0x80 ? Buffer.concat([Buffer.from([0]), minimal]) : minimal);
+}
 const octetString = (content: Buffer) => der(0x04, content);
 const bitString = (content: Buffer) => der(0x03, Buffer.concat([Buffer.from([0]), content]));
 const utf8 = (text: string) => der(0x0c, Buffer.from(text, 'utf8'));
@@ -55,7 +61,7 @@ function ipBytes(ip: string): Buffer {
 export type SelfSigned = { cert: string; key: string; fingerprint256: string };
 
 /** A self-signed certificate for these host names and addresses, valid from an hour ago for `days`. */
-export function createSelfSignedCertificate(opts: { commonName: string; hosts: readonly string[]; now?: Date; days?: number }): SelfSigned {
+export function createSelfSignedCertificate(opts: { commonName: string; hosts: readonly string[]; now?: Date; days?: number; serial?: Buffer }): SelfSigned {
   const now = opts.now ?? new Date();
   const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
   const ecdsaWithSha256 = sequence(oid('1.2.840.10045.4.3.2'));
@@ -71,8 +77,9 @@ export function createSelfSignedCertificate(opts: { commonName: string; hosts: r
       sequence(oid('2.5.29.37'), octetString(sequence(oid('1.3.6.1.5.5.7.3.1')))),
     ),
   );
-  const serial = randomBytes(16);
-  serial[0]! &= 0x7f;
+  // A positive serial number of at most 20 bytes (RFC 5280, 4.1.2.2); leading zero bytes are dropped by integer().
+  const serial = opts.serial ?? randomBytes(16);
+  if (serial.length === 0 || serial.length > 20 || serial.every((b) => b === 0)) throw new Error('serial: 1 to 20 bytes, not zero');
   const tbs = sequence(
     explicit(0, integer(Buffer.from([2]))),
     integer(serial),
