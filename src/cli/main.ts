@@ -37,7 +37,7 @@ function buildProgram(): Command {
     .description('run the management plane')
     .option('--data <dir>', 'data directory', '.driftless-server')
     .option('--listen <host:port>', 'address to listen on', '0.0.0.0:7480')
-    .option('--database <url>', 'database URL (default: embedded SQLite in the data directory)')
+    .option('--database <url>', 'postgres://USER:PASSWORD@HOST:PORT/DB for a large fleet or several replicas, or sqlite:PATH (else DRIFTLESS_DATABASE_URL; default: embedded SQLite in the data directory)')
     .option('--admin-token <token>', 'the first admin token (default: generated and printed once)')
     .option('--enroll-token <token>', 'the fleet bootstrap enrollment token (default: generated and printed once)')
     .option('--poll-interval <seconds>', 'how often agents poll for desired state', '30')
@@ -57,7 +57,10 @@ function buildProgram(): Command {
   serverProgram
     .command('rotate-key')
     .description("replace the server's signing key (server stopped; --data as for the server): devices follow it without re-enrolling")
-    .action(async (_flags: unknown, command: Command) => rotateKeyCommand(command.optsWithGlobals<{ data: string }>().data));
+    .action(async (_flags: unknown, command: Command) => {
+      const { data, database } = command.optsWithGlobals<{ data: string; database?: string }>();
+      await rotateKeyCommand(data, database);
+    });
 
   program
     .command('agent')

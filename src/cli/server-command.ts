@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { createSecureContext } from 'node:tls';
 import { DriftlessError } from '../protocol/errors.ts';
 import { rotateServerKey, startServer, type RunningServer } from '../server/server.ts';
+import { parseDatabaseUrl, redactPassword } from '../server/store/open.ts';
 import { writeConfig } from './config.ts';
 import { parseDuration } from '../protocol/duration.ts';
 import { readReleasePublicKey } from './release-command.ts';
@@ -52,14 +53,24 @@ export function tlsOption(flags: Pick<ServerFlags, 'tls' | 'tlsCert' | 'tlsKey'>
   return { tls: { cert, key } };
 }
 
+/** `--database URL` (else DRIFTLESS_DATABASE_URL), checked before anything starts. */
+function databaseFlag(flag: string | undefined): string | undefined {
+  const url = flag ?? (process.env.DRIFTLESS_DATABASE_URL || undefined);
+  try {
+    parseDatabaseUrl(url, '');
+  } catch (error) {
+    throw new DriftlessError('invalid-input', (error as Error).message);
+  }
+  return url;
+}
+
 /** `driftless server`: serve until interrupted; print the credentials made on first start, once. */
 export async function serverCommand(flags: ServerFlags): Promise<RunningServer> {
-  if (flags.database && !flags.database.startsWith('sqlite:')) {
-    throw new DriftlessError('invalid-input', `--database: "${flags.database.split(':')[0]}:" databases are not supported yet; the embedded SQLite store is used by default`);
-  }
+  const database = databaseFlag(flags.database);
   const { host, port } = parseListen(flags.listen);
   const server = await startServer({
     dataDir: flags.data,
+    ...(database ? { database } : {}),
     host,
     port,
     pollSeconds: parsePositiveSeconds('--poll-interval', flags.pollInterval, 30),
@@ -70,7 +81,7 @@ export async function serverCommand(flags: ServerFlags): Promise<RunningServer> 
     ...(flags.enrollToken ? { enrollToken: flags.enrollToken } : {}),
   });
   const say = (line: string) => process.stderr.write(`${line}\n`);
-  say(`driftless server listening on ${server.url} (data in ${flags.data})`);
+  say(`driftless server listening on ${server.url} (data in ${flags.data}${database ? `, store ${redactPassword(database)}` : ''})`);
   say(`dashboard: ${server.url}/ (sign in with an API token)`);
   if (server.tls?.created) {
     say(`made a self-signed TLS certificate: ${server.tls.certFile}`);
@@ -91,8 +102,9 @@ export async function serverCommand(flags: ServerFlags): Promise<RunningServer> 
  * new key is signed by the old one, so enrolled devices follow it without re-enrolling; the server
  * signs every desired state anew when it next starts.
  */
-export async function rotateKeyCommand(dataDir: string): Promise<void> {
-  const rotated = await rotateServerKey(dataDir, new Date().toISOString());
+export async function rotateKeyCommand(dataDir: string, databaseUrl?: string): Promise<void> {
+  const database = databaseFlag(databaseUrl);
+  const rotated = await rotateServerKey(dataDir, new Date().toISOString(), database);
   if (!rotated) throw new DriftlessError('invalid-input', `--data: no server data in ${dataDir} (no driftless.db)`);
   process.stdout.write(`signing key ${rotated.previousKeyId} rotated to ${rotated.keyId}; start the server: devices follow the rotation on their next poll\n`);
 }

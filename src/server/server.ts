@@ -9,12 +9,13 @@ import { assembleServer } from './assemble.ts';
 import { ensureSelfSignedCertificate, localHosts } from './tls/self-signed.ts';
 import { settleReleaseKeys } from './desired/release-keys.ts';
 import { hashToken, newSecretToken } from './auth/tokens.ts';
-import { migrateToLatest } from './store/migrate.ts';
-import { openSqlite } from './store/sqlite.ts';
+import { openDatabase, parseDatabaseUrl, type DatabaseTarget } from './store/open.ts';
 import { createSqlStore, type Store } from './store/store.ts';
 
 export type ServerOptions = {
   dataDir: string;
+  /** `--database`: postgres://… or sqlite:PATH; absent, the SQLite file driftless.db in the data directory. */
+  database?: string;
   host: string;
   port: number;
   /** The first admin token; generated when absent. */
@@ -57,8 +58,7 @@ export type RunningServer = {
 export async function startServer(options: ServerOptions): Promise<RunningServer> {
   const now = options.now ?? Date.now;
   mkdirSync(options.dataDir, { recursive: true, mode: 0o700 });
-  const db = openSqlite(join(options.dataDir, 'driftless.db'));
-  await migrateToLatest(db);
+  const { db } = await openDatabase(databaseTarget(options.dataDir, options.database), { onIdleError: (error) => process.stderr.write(`database connection lost: ${error.message}\n`) });
   const store = createSqlStore(db);
 
   const signing = await loadOrCreate(store, 'signing-key', () => JSON.stringify(generateKeyPair()));
@@ -128,12 +128,20 @@ function pruneTelemetry(store: Store, nowMs: number): Promise<void> {
 /** Renewal runs in batches (1,000 documents a pass): 100,000 devices renewed within 17 minutes, the poll path untouched. */
 const RENEW_INTERVAL_MS = 10_000;
 
+/** Where the store lives: `--database`, else the data directory's SQLite file. */
+function databaseTarget(dataDir: string, database: string | undefined): DatabaseTarget {
+  return parseDatabaseUrl(database, join(dataDir, 'driftless.db'));
+}
+
+/** In one transaction, so two replicas starting together on one database keep the same key, not one each. */
 async function loadOrCreate(store: Store, key: string, make: () => string): Promise<string> {
-  const existing = await store.getMeta(key);
-  if (existing) return existing;
-  const value = make();
-  await store.setMeta(key, value);
-  return value;
+  return store.transaction(async (tx) => {
+    const existing = await tx.getMeta(key);
+    if (existing) return existing;
+    const value = make();
+    await tx.setMeta(key, value);
+    return value;
+  });
 }
 
 /** On first start (or when a script names them) make the admin token and the bootstrap enrollment token. */
@@ -159,12 +167,11 @@ async function ensureCredentials(store: Store, options: ServerOptions, nowIso: s
  * Replaces the signing key of the server whose data directory this is (run while it is stopped):
  * see keys/signing-keys.ts. Devices follow the rotation; the server signs anew when it next starts.
  */
-export async function rotateServerKey(dataDir: string, nowIso: string): Promise<{ previousKeyId: string; keyId: string } | null> {
-  const path = join(dataDir, 'driftless.db');
-  if (!existsSync(path)) return null;
-  const db = openSqlite(path);
+export async function rotateServerKey(dataDir: string, nowIso: string, database?: string): Promise<{ previousKeyId: string; keyId: string } | null> {
+  const target = databaseTarget(dataDir, database);
+  if (target.kind === 'sqlite' && !existsSync(target.path)) return null;
+  const { db } = await openDatabase(target);
   try {
-    await migrateToLatest(db);
     return await rotateSigningKey(createSqlStore(db), nowIso);
   } finally {
     await db.destroy();

@@ -4,6 +4,7 @@ import type { ComponentStatus, DeviceEvent, Facts, SignedDesiredState, Telemetry
 import type { DeploymentSpec, Labels, SiteSpec, Template } from '../../protocol/resources.ts';
 import type { AuditEntry, ChainAnchor } from '../../protocol/audit-chain.ts';
 import { canonicalJson } from '../../protocol/canonical.ts';
+import { isPostgres, retryConflicts } from './postgres.ts';
 import type { Database } from './schema.ts';
 
 /** Records as the rest of the server sees them: JSON already parsed, names in the domain's words. */
@@ -245,6 +246,12 @@ export function createSqlStore(db: Kysely<Database>): Store {
   return storeOn(db, db, null);
 }
 
+/** A transaction of the store: on PostgreSQL serializable, run again when the database aborts it for a conflict (postgres.ts). */
+function runTransaction<T>(root: Kysely<Database>, work: (trx: Transaction<Database>) => Promise<T>): Promise<T> {
+  if (!isPostgres(root)) return root.transaction().execute(work);
+  return retryConflicts(() => root.transaction().setIsolationLevel('serializable').execute(work));
+}
+
 function storeOn(root: Kysely<Database>, db: Db, tenant: string | null): Store {
   const confined = tenant !== null;
   /** Where a write lands: this view's tenant; in the server-wide view, the record's or 'default'. */
@@ -254,7 +261,7 @@ function storeOn(root: Kysely<Database>, db: Db, tenant: string | null): Store {
   const store: Store = {
     async transaction(work) {
       if (db.isTransaction) return work(store);
-      return root.transaction().execute((trx) => work(storeOn(root, trx, tenant)));
+      return runTransaction(root, (trx) => work(storeOn(root, trx, tenant)));
     },
 
     tenant,

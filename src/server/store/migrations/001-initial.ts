@@ -1,4 +1,5 @@
 import type { Kysely } from 'kysely';
+import { isPostgres } from '../postgres.ts';
 
 /** The foundation schema. Migrations only ever add; a released migration is never edited. */
 export async function up(db: Kysely<unknown>): Promise<void> {
@@ -107,7 +108,8 @@ export async function up(db: Kysely<unknown>): Promise<void> {
 
   await db.schema
     .createTable('status_history')
-    .addColumn('id', 'integer', (c) => c.primaryKey().autoIncrement())
+    // SQLite's AUTOINCREMENT; PostgreSQL's equivalent is a bigserial column (identity from a sequence).
+    .addColumn('id', isPostgres(db) ? 'bigserial' : 'integer', (c) => (isPostgres(db) ? c.primaryKey() : c.primaryKey().autoIncrement()))
     .addColumn('device', 'text', (c) => c.notNull())
     .addColumn('generation', 'integer', (c) => c.notNull())
     .addColumn('reported_at', 'text', (c) => c.notNull())

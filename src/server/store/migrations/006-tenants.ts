@@ -1,4 +1,5 @@
 import { sql, type Kysely } from 'kysely';
+import { isPostgres } from '../postgres.ts';
 
 /**
  * Tenants: organizations with fully separated fleets. Every row of fleet data belongs to one
@@ -104,9 +105,14 @@ export async function up(db: Kysely<unknown>): Promise<void> {
 
 type TableBuilder = ReturnType<Kysely<unknown>['schema']['createTable']>;
 
-/** A primary key cannot be changed in place (SQLite): a new table, the rows copied into 'default', the old one dropped. */
+/** A primary key cannot be changed in place in SQLite: a new table, the rows copied into 'default', the old one dropped. */
 async function rebuild(db: Kysely<unknown>, table: string, columns: readonly string[], define: (t: TableBuilder) => TableBuilder): Promise<void> {
   const staging = `${table}_006`;
+  if (isPostgres(db)) {
+    // PostgreSQL names constraints per schema, not per table: the old primary key gives up its name first.
+    const { rows } = await sql<{ conname: string }>`select conname from pg_constraint where conrelid = ${table}::regclass and contype = 'p'`.execute(db);
+    for (const { conname } of rows) await sql`alter table ${sql.table(table)} rename constraint ${sql.ref(conname)} to ${sql.ref(`${table}_005_pk`)}`.execute(db);
+  }
   await define(db.schema.createTable(staging)).execute();
   const list = sql.join(columns.map((c) => sql.ref(c)));
   await sql`insert into ${sql.table(staging)} (tenant, ${list}) select 'default', ${list} from ${sql.table(table)}`.execute(db);

@@ -1,0 +1,59 @@
+import pg from 'pg';
+import { Kysely, PostgresAdapter, PostgresDialect } from 'kysely';
+import type { Database } from './schema.ts';
+
+/**
+ * Kysely over PostgreSQL (`pg`): the store for a large fleet and for several server replicas. Same
+ * migrations and queries as SQLite; what differs between the two engines is kept to this file, the
+ * transaction retry below and the few migration steps that ask `isPostgres`.
+ */
+
+const INT8 = 20;
+const NUMERIC = 1700;
+
+/**
+ * Counts and bigint columns come back from pg as strings (they may exceed 2^53); every such value
+ * the store keeps (row ids, sizes, counts) is far below that, so they are read as numbers, as SQLite
+ * gives them.
+ */
+const types = {
+  getTypeParser: ((oid: number, format?: 'text' | 'binary') =>
+    oid === INT8 || oid === NUMERIC ? (value: string) => Number(value) : pg.types.getTypeParser(oid, format)) as typeof pg.types.getTypeParser,
+};
+
+export function openPostgres(url: string, opts: { maxConnections?: number; onIdleError?: (error: Error) => void } = {}): Kysely<Database> {
+  const pool = new pg.Pool({ connectionString: url, max: opts.maxConnections ?? 10, types, application_name: 'driftless' });
+  // A connection that dies while idle (the database restarted) is dropped from the pool and replaced
+  // on the next query; without a listener its error would end the process.
+  pool.on('error', (error) => opts.onIdleError?.(error));
+  return new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
+}
+
+export function isPostgres<DB>(db: Kysely<DB>): boolean {
+  return db.getExecutor().adapter instanceof PostgresAdapter;
+}
+
+/**
+ * PostgreSQL runs transactions side by side; the store's read-then-write steps (the audit chain's
+ * next link, a desired-state generation, an enrollment token's uses) rely on seeing none of another
+ * transaction's work, so they run SERIALIZABLE, and a transaction the database aborted for a
+ * conflict (40001) or a deadlock (40P01) is run again from the start, a few times, after a short
+ * random pause. SQLite has one writer at a time and never reports these codes.
+ */
+export async function retryConflicts<T>(run: () => Promise<T>, opts: { attempts?: number; random?: () => number } = {}): Promise<T> {
+  const attempts = opts.attempts ?? 8;
+  const random = opts.random ?? Math.random;
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await run();
+    } catch (error) {
+      if (attempt >= attempts || !isConflict(error)) throw error;
+      await new Promise((resolve) => setTimeout(resolve, Math.round(random() * 5 * 2 ** attempt)));
+    }
+  }
+}
+
+function isConflict(error: unknown): boolean {
+  const code = (error as { code?: unknown } | null)?.code;
+  return code === '40001' || code === '40P01';
+}

@@ -1,0 +1,98 @@
+import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import pg from 'pg';
+import type { ChainVerdict } from '../../src/protocol/audit-chain.ts';
+import { run } from '../support/child.ts';
+import { assertBusybox, componentOf, createFleet, DRIFTLESS, everyDevice, sleeperManifest, type Fleet, uniqueTag } from '../support/fleet.ts';
+import { startTestPostgres, type TestPostgres } from '../support/postgres.ts';
+import { waitFor } from '../support/wait.ts';
+
+// `driftless server --database postgres://…` against a real PostgreSQL server: agents enrol and
+// roll out through it; a server killed and started again on a new, empty data directory finds the
+// whole fleet, its keys and the audit chain in the database, and its devices go on trusting it.
+
+const tag = uniqueTag();
+const names = [1, 2].map((i) => `pg-${tag}-${i}`);
+const tier = `pg-${tag}`;
+const DEPLOYMENT = `app-${tag}`;
+
+describe('the server on PostgreSQL', { timeout: 180_000 }, () => {
+  let postgres: TestPostgres;
+  let database: string;
+  let fleet: Fleet;
+  let listen: string;
+
+  before(async () => {
+    assertBusybox();
+    postgres = await startTestPostgres();
+    database = await postgres.createDatabase();
+    fleet = createFleet('postgres');
+    fleet.own(...names);
+  });
+  after(async () => {
+    await fleet?.cleanup();
+    await postgres?.stop();
+  });
+
+  const rows = async (text: string) => {
+    const client = new pg.Client({ connectionString: database });
+    await client.connect();
+    try {
+      return (await client.query(text)).rows as Record<string, unknown>[];
+    } finally {
+      await client.end();
+    }
+  };
+
+  it('serves a fleet whose state is in PostgreSQL, not in its data directory', async () => {
+    const server = await fleet.startServer({ dataDir: join(fleet.dir, 'server-a'), extraArgs: ['--database', database] });
+    listen = `127.0.0.1:${server.port}`;
+    assert.match(server.child.stderr(), new RegExp(`store postgres://driftless@127\\.0\\.0\\.1:\\d+/db_\\d+`));
+    for (const name of names) fleet.startAgent({ name, site: `pg-site-${tag}`, labels: { tier } });
+    await fleet.waitForDevices('both agents to enrol', (ds) => names.every((n) => ds.some((d) => d.name === n && d.online)));
+    await fleet.apply('v1.yaml', sleeperManifest(DEPLOYMENT, tier, '1.0.0'));
+    await fleet.waitForDevices('version 1.0.0 healthy on both', everyDevice(names, 'app', (c) => c.version === '1.0.0' && c.state === 'healthy'));
+
+    assert.equal(existsSync(join(server.dataDir, 'driftless.db')), false, 'no SQLite file beside a PostgreSQL store');
+    const devices = await rows(`select name, status from devices where name like 'pg-${tag}-%' order by name`);
+    assert.deepEqual(devices, names.map((name) => ({ name, status: 'accepted' })));
+    await waitFor('the rollout complete in the database', () => rows(`select state from rollouts where deployment = '${DEPLOYMENT}'`), (r) => r[0]?.state === 'complete');
+  });
+
+  it('killed and started on a new data directory, it finds the fleet, keys and audit chain in the database', async () => {
+    await fleet.server!.kill();
+    // The same address (the agents know it), nothing in the new data directory: all the state is in PostgreSQL.
+    await fleet.startServer({ listen, dataDir: join(fleet.dir, 'server-b'), extraArgs: ['--database', database] });
+    assert.doesNotMatch(fleet.server!.child.stderr(), /admin token|enrollment token:/i, 'no new credentials on a second start');
+    await fleet.waitForDevices('both agents back online', (ds) => names.every((n) => ds.some((d) => d.name === n && d.online)));
+
+    // The devices pinned the server's signing key at enrolment: they take a new release only if it is the same key.
+    await fleet.apply('v2.yaml', sleeperManifest(DEPLOYMENT, tier, '2.0.0'));
+    const devices = await fleet.waitForDevices('version 2.0.0 healthy on both', everyDevice(names, 'app', (c) => c.version === '2.0.0' && c.state === 'healthy'));
+    for (const name of names) assert.equal(componentOf(devices.find((d) => d.name === name), 'app')?.desiredVersion, '2.0.0');
+
+    const verdict = (await fleet.api('/v1/audit/verify')).body as ChainVerdict;
+    assert.equal(verdict.ok, true, JSON.stringify(verdict));
+    const applies = await rows(`select count(*)::int as n from audit_log where action = 'apply'`);
+    assert.ok(Number(applies[0]!.n) >= 2, `both applies audited: ${JSON.stringify(applies)}`);
+  });
+
+  it('a database URL it cannot use is one clear error, and nothing starts', async () => {
+    const attempt = (url: string) => run(DRIFTLESS, ['server', '--data', join(fleet.dir, 'bad'), '--listen', '127.0.0.1:0', '--database', url], { cwd: fleet.dir, env: fleet.env, timeoutMs: 30_000 });
+    const cases: [string, RegExp][] = [
+      ['mysql://root@localhost/fleet', /^driftless: --database: "mysql:" databases are not supported; use postgres:\/\/… or sqlite:PATH\n$/],
+      ['postgres://', /^driftless: --database: "postgres:\/\/" is not a PostgreSQL URL/],
+      // Nothing listens on port 1; the password never shows.
+      ['postgres://fleet:s3cret@127.0.0.1:1/fleet', /^driftless: database postgres:\/\/fleet:\*\*\*@127\.0\.0\.1:1\/fleet: .*ECONNREFUSED.*\n$/],
+    ];
+    for (const [url, expected] of cases) {
+      const result = await attempt(url);
+      assert.notEqual(result.code, 0, url);
+      assert.match(result.stderr, expected, url);
+      assert.doesNotMatch(result.stderr, /s3cret|\n\s+at /, 'no password, no stack trace');
+    }
+    assert.equal(existsSync(join(fleet.dir, 'bad', 'driftless.db')), false);
+  });
+});
