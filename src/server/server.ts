@@ -58,8 +58,17 @@ export type RunningServer = {
 export async function startServer(options: ServerOptions): Promise<RunningServer> {
   const now = options.now ?? Date.now;
   mkdirSync(options.dataDir, { recursive: true, mode: 0o700 });
-  const { db } = await openDatabase(databaseTarget(options.dataDir, options.database), { onIdleError: (error) => process.stderr.write(`database connection lost: ${error.message}\n`) });
-  const store = createSqlStore(db);
+  const database = await openDatabase(databaseTarget(options.dataDir, options.database), { server: true, onIdleError: (error) => process.stderr.write(`database connection lost: ${error.message}\n`) });
+  try {
+    return await serve(options, now, createSqlStore(database.db), database.close);
+  } catch (error) {
+    // Nothing half-started stays behind: the database (and its server lock) is let go.
+    await database.close().catch(() => undefined);
+    throw error;
+  }
+}
+
+async function serve(options: ServerOptions, now: () => number, store: Store, closeDatabase: () => Promise<void>): Promise<RunningServer> {
 
   const signing = await loadOrCreate(store, 'signing-key', () => JSON.stringify(generateKeyPair()));
   const { privateKey, publicKey } = JSON.parse(signing) as { privateKey: string; publicKey: string };
@@ -89,6 +98,12 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     ...(options.dashboardDir === undefined ? {} : { dashboardDir: options.dashboardDir }),
     ...(options.fleetSnapshotMs === undefined ? {} : { fleetSnapshotMs: options.fleetSnapshotMs }),
   });
+  try {
+    await app.listen({ host: options.host, port: options.port });
+  } catch (error) {
+    await app.close().catch(() => undefined);
+    throw error;
+  }
   const background = [
     setInterval(() => void presence.flush().catch((e: unknown) => app.log.error(e)), 5_000),
     setInterval(() => void tickRollouts().catch((e: unknown) => app.log.error(e)), options.tickMs ?? 2_000),
@@ -96,7 +111,6 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     // Documents are re-signed before they expire, here and never on the poll path.
     setInterval(() => void desired.renew(store).catch((e: unknown) => app.log.error(e)), RENEW_INTERVAL_MS),
   ];
-  await app.listen({ host: options.host, port: options.port });
   const address = app.server.address();
   const port = typeof address === 'object' && address ? address.port : options.port;
   const host = options.host === '0.0.0.0' || options.host === '::' ? '127.0.0.1' : options.host;
@@ -112,7 +126,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       for (const timer of background) clearInterval(timer);
       await app.close();
       await presence.flush().catch(() => undefined);
-      await db.destroy();
+      await closeDatabase();
     },
   };
 }
@@ -170,10 +184,11 @@ async function ensureCredentials(store: Store, options: ServerOptions, nowIso: s
 export async function rotateServerKey(dataDir: string, nowIso: string, database?: string): Promise<{ previousKeyId: string; keyId: string } | null> {
   const target = databaseTarget(dataDir, database);
   if (target.kind === 'sqlite' && !existsSync(target.path)) return null;
-  const { db } = await openDatabase(target);
+  // As the server's own: refused while a server runs on a PostgreSQL database.
+  const { db, close } = await openDatabase(target, { server: true });
   try {
     return await rotateSigningKey(createSqlStore(db), nowIso);
   } finally {
-    await db.destroy();
+    await close();
   }
 }

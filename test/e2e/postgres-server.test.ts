@@ -79,8 +79,19 @@ describe('the server on PostgreSQL', { timeout: 180_000 }, () => {
     assert.ok(Number(applies[0]!.n) >= 2, `both applies audited: ${JSON.stringify(applies)}`);
   });
 
-  it('a database URL it cannot use is one clear error, and nothing starts', async () => {
-    const attempt = (url: string) => run(DRIFTLESS, ['server', '--data', join(fleet.dir, 'bad'), '--listen', '127.0.0.1:0', '--database', url], { cwd: fleet.dir, env: fleet.env, timeoutMs: 30_000 });
+  it('a second server on the same database is refused with one line, and so is a key rotation; the first serves on', async () => {
+    const second = await run(DRIFTLESS, ['server', '--data', join(fleet.dir, 'server-c'), '--listen', '127.0.0.1:0', '--database', database], { cwd: fleet.dir, env: fleet.env, timeoutMs: 30_000 });
+    assert.notEqual(second.code, 0);
+    assert.match(second.stderr, /^driftless: database postgres:\/\/driftless@127\.0\.0\.1:\d+\/db_\d+: another driftless server is already using this database/);
+    assert.equal(second.stderr.trim().split('\n').length, 1, second.stderr);
+    const rotate = await run(DRIFTLESS, ['server', 'rotate-key', '--data', join(fleet.dir, 'server-c'), '--database', database], { cwd: fleet.dir, env: fleet.env, timeoutMs: 30_000 });
+    assert.notEqual(rotate.code, 0);
+    assert.match(rotate.stderr, /another driftless server is already using this database/);
+    assert.equal((await fleet.api('/v1/devices')).status, 200);
+  });
+
+  it('a database URL it cannot use, or an address in use, is one clear error, and nothing starts', async () => {
+    const attempt = (url: string, at = '127.0.0.1:0') => run(DRIFTLESS, ['server', '--data', join(fleet.dir, 'bad'), '--listen', at, '--database', url], { cwd: fleet.dir, env: fleet.env, timeoutMs: 30_000 });
     const cases: [string, RegExp][] = [
       ['mysql://root@localhost/fleet', /^driftless: --database: "mysql:" databases are not supported; use postgres:\/\/… or sqlite:PATH\n$/],
       ['postgres://', /^driftless: --database: "postgres:\/\/" is not a PostgreSQL URL/],
@@ -94,5 +105,10 @@ describe('the server on PostgreSQL', { timeout: 180_000 }, () => {
       assert.doesNotMatch(result.stderr, /s3cret|\n\s+at /, 'no password, no stack trace');
     }
     assert.equal(existsSync(join(fleet.dir, 'bad', 'driftless.db')), false);
+
+    // The running server's address, on a database of its own: refused, and the process ends (no timer keeps it up).
+    const busy = await attempt(await postgres.createDatabase(), listen);
+    assert.notEqual(busy.code, 0);
+    assert.match(busy.stderr, /EADDRINUSE/);
   });
 });

@@ -1,6 +1,10 @@
 import assert from 'node:assert/strict';
-import { describe, test } from 'node:test';
-import { parseDatabaseUrl, redactPassword } from './open.ts';
+import { after, describe, test } from 'node:test';
+import { spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { openDatabase, parseDatabaseUrl, redactPassword } from './open.ts';
 import { retryConflicts } from './postgres.ts';
 
 describe('--database', () => {
@@ -79,5 +83,36 @@ describe('retryConflicts', () => {
       /40001/,
     );
     assert.equal(calls, 4);
+  });
+});
+
+describe('one server per SQLite database', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'driftless-open-'));
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  test('a second server on the same file is refused naming the first; after close it may start', async () => {
+    const target = { kind: 'sqlite' as const, path: join(dir, 'a.db') };
+    const first = await openDatabase(target, { server: true });
+    assert.match(readFileSync(`${target.path}.server.pid`, 'utf8'), new RegExp(`^${process.pid} \\d+\\n$`));
+    await assert.rejects(openDatabase(target, { server: true }), new RegExp(`^Error: database ${target.path}: another driftless server \\(pid ${process.pid}\\) is already using this database$`));
+    // A reader that is not a server (tests, tools) is not held back.
+    const reader = await openDatabase(target);
+    await reader.close();
+    await first.close();
+    assert.equal(existsSync(`${target.path}.server.pid`), false);
+    const again = await openDatabase(target, { server: true });
+    await again.close();
+  });
+
+  test('the file of a server that died (crash, power cut, pid since reused) is taken over', async () => {
+    const target = { kind: 'sqlite' as const, path: join(dir, 'b.db') };
+    const child = spawn(process.execPath, ['-e', '']);
+    const deadPid = await new Promise<number>((resolve) => child.once('exit', () => resolve(child.pid!)));
+    for (const stale of [`${deadPid} 12345\n`, `${process.pid} 1\n`, 'garbage\n', '']) {
+      writeFileSync(`${target.path}.server.pid`, stale);
+      const opened = await openDatabase(target, { server: true });
+      assert.match(readFileSync(`${target.path}.server.pid`, 'utf8'), new RegExp(`^${process.pid} `), JSON.stringify(stale));
+      await opened.close();
+    }
   });
 });

@@ -1,7 +1,8 @@
+import { closeSync, openSync, readFileSync, rmSync, writeSync } from 'node:fs';
 import type { Kysely } from 'kysely';
 import type { Database } from './schema.ts';
 import { migrateToLatest } from './migrate.ts';
-import { openPostgres } from './postgres.ts';
+import { holdServerLock, openPostgres } from './postgres.ts';
 import { openSqlite } from './sqlite.ts';
 
 /** The schemes `--database` accepts, and where each leads. */
@@ -41,15 +42,85 @@ export function redactPassword(url: string): string {
   return url.replace(/^([a-z][a-z0-9+.-]*:\/\/[^:/@]*:)[^@]*@/i, '$1***@');
 }
 
-/** Opens and migrates the store's database; `where` names it for people (no password). */
-export async function openDatabase(target: DatabaseTarget, opts: { onIdleError?: (error: Error) => void } = {}): Promise<{ db: Kysely<Database>; where: string }> {
-  const db = target.kind === 'postgres' ? openPostgres(target.url, opts.onIdleError ? { onIdleError: opts.onIdleError } : {}) : openSqlite(target.path);
-  const where = target.kind === 'postgres' ? redactPassword(target.url) : target.path;
+/**
+ * The SQLite side of holdServerLock: a file beside the database naming the server's process (its
+ * pid and start time, so a pid reused after a reboot is not mistaken for it). One left by a
+ * process that has ended (a crash, a power cut) is taken over: the server comes back by itself.
+ */
+function holdFileLock(path: string): { release(): Promise<void> } {
+  const me = processIdentity(process.pid);
+  const claim = () => {
+    const fd = openSync(path, 'wx', 0o600);
+    writeSync(fd, `${me}\n`);
+    closeSync(fd);
+  };
   try {
+    claim();
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+    const holder = readFileSync(path, 'utf8').trim();
+    const pid = Number.parseInt(holder, 10);
+    if (pid > 0 && processIdentity(pid) === holder) {
+      throw new Error(`another driftless server (pid ${pid}) is already using this database`);
+    }
+    rmSync(path, { force: true });
+    claim();
+  }
+  return {
+    async release() {
+      try {
+        if (readFileSync(path, 'utf8').trim() === me) rmSync(path, { force: true });
+      } catch {
+        // Already gone.
+      }
+    },
+  };
+}
+
+/** "PID STARTTIME" of a running process (Linux's /proc), "PID" where there is no /proc; null when it is not running. */
+function processIdentity(pid: number): string | null {
+  try {
+    process.kill(pid, 0);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'EPERM') return null;
+  }
+  try {
+    // Field 22 of /proc/PID/stat, counted after the command name (which may hold spaces) closes.
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return `${pid} ${stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19]}`;
+  } catch {
+    return String(pid);
+  }
+}
+
+/**
+ * Opens and migrates the store's database; `where` names it for people (no password). With
+ * `server`, it is the running server's own: no second server may use it meanwhile (holdServerLock,
+ * holdFileLock); `close` ends both.
+ */
+export async function openDatabase(
+  target: DatabaseTarget,
+  opts: { server?: boolean; onIdleError?: (error: Error) => void } = {},
+): Promise<{ db: Kysely<Database>; where: string; close(): Promise<void> }> {
+  const where = target.kind === 'postgres' ? redactPassword(target.url) : target.path;
+  let lock: { release(): Promise<void> } | null = null;
+  let db: Kysely<Database> | null = null;
+  try {
+    if (opts.server) lock = target.kind === 'postgres' ? await holdServerLock(target.url) : holdFileLock(`${target.path}.server.pid`);
+    db = target.kind === 'postgres' ? openPostgres(target.url, opts.onIdleError ? { onIdleError: opts.onIdleError } : {}) : openSqlite(target.path);
     await migrateToLatest(db);
   } catch (error) {
-    await db.destroy().catch(() => undefined);
+    await db?.destroy().catch(() => undefined);
+    await lock?.release();
     throw new Error(`database ${where}: ${(error as Error).message}`);
   }
-  return { db, where };
+  const opened = db;
+  return {
+    db: opened,
+    where,
+    async close() {
+      await opened.destroy();
+      await lock?.release();
+    },
+  };
 }

@@ -57,3 +57,21 @@ function isConflict(error: unknown): boolean {
   const code = (error as { code?: unknown } | null)?.code;
   return code === '40001' || code === '40P01';
 }
+
+/**
+ * One server process per PostgreSQL database, for now: each replica keeps the documents it serves,
+ * its device channels and its rollout ticks in memory, so a second server on the same database would
+ * serve devices stale desired state. The first server holds a session advisory lock on a connection
+ * of its own for as long as it runs; a second one is refused with a clear error instead.
+ */
+export async function holdServerLock(url: string): Promise<{ release(): Promise<void> }> {
+  const client = new pg.Client({ connectionString: url, application_name: 'driftless server lock' });
+  client.on('error', () => undefined);
+  await client.connect();
+  const { rows } = await client.query<{ locked: boolean }>(`select pg_try_advisory_lock(hashtext('driftless server')) as locked`);
+  if (!rows[0]?.locked) {
+    await client.end().catch(() => undefined);
+    throw new Error('another driftless server is already using this database (several server replicas on one database are not supported yet)');
+  }
+  return { release: () => client.end().catch(() => undefined) };
+}
