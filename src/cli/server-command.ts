@@ -1,8 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { createSecureContext } from 'node:tls';
 import { DriftlessError } from '../protocol/errors.ts';
-import { rotateServerKey, startServer, type RunningServer } from '../server/server.ts';
-import { parseDatabaseUrl, redactPassword } from '../server/store/open.ts';
+import { parseDatabaseUrl, redactPassword, rotateServerKey, startServer, type RunningServer } from '../server/server.ts';
 import { writeConfig } from './config.ts';
 import { parseDuration } from '../protocol/duration.ts';
 import { readReleasePublicKey } from './release-command.ts';

@@ -10,6 +10,9 @@ import { ensureSelfSignedCertificate, localHosts } from './tls/self-signed.ts';
 import { settleReleaseKeys } from './desired/release-keys.ts';
 import { hashToken, newSecretToken } from './auth/tokens.ts';
 import { openDatabase, parseDatabaseUrl, type DatabaseTarget } from './store/open.ts';
+
+/** For the CLI: `--database` checked before anything starts, and shown without its password. */
+export { parseDatabaseUrl, redactPassword } from './store/open.ts';
 import { createSqlStore, type Store } from './store/store.ts';
 
 export type ServerOptions = {

@@ -624,6 +624,81 @@ describe('devices that start matching while the rollout runs', () => {
   });
 });
 
+describe('devices that stop being selected while the rollout runs', () => {
+  test('a released device that stops matching before its verdict leaves the rollout: no failure, no halt, sent back, and the wave passes', () => {
+    // maxFailurePercent 0: were it counted as a failure (it would time out), the rollout would halt.
+    const sim = new Sim({ waves: [{ percent: 100 }], maxFailurePercent: 0 }, names('d', 3), { auto: null });
+    sim.step(T0);
+    assert.deepEqual(sim.withStatus('released'), ['d-001', 'd-002', 'd-003']);
+    sim.healthy('d-001', 'd-002');
+    sim.devices.delete('d-003');
+    const actions = sim.step();
+    assert.deepEqual(actions.revert, ['d-003'], 'back to what it ran before this rollout');
+    assert.equal(sim.status('d-003'), undefined);
+    assert.equal(actions.openIncident, false);
+    assert.ok(sim.timeline().includes('d-003 left the rollout before its verdict: it is no longer selected'), sim.timeline().join('\n'));
+    sim.until((s) => s.state.phase === 'complete', 5);
+    assert.equal(sim.state.haltedAt, null);
+    // Long after the update timeout, nothing about it has changed.
+    sim.step(sim.now + sim.strategy.updateTimeoutMs * 2);
+    assert.equal(sim.state.phase, 'complete');
+  });
+
+  test('a canary that leaves before its verdict is replaced: the canary wave never passes on no device', () => {
+    const sim = new Sim({ waves: [{ devices: 1 }, { percent: 100 }], maxFailurePercent: 0 }, names('d', 5), { auto: null });
+    sim.step(T0);
+    const [canary] = sim.released() as [string];
+    sim.devices.delete(canary);
+    const actions = sim.step();
+    assert.deepEqual(actions.revert, [canary]);
+    assert.equal(actions.release.length, 1, 'a stand-in canary');
+    const [standIn] = actions.release as [string];
+    assert.equal(sim.state.slots[standIn]?.wave, 0);
+    assert.match(sim.state.slots[standIn]!.why, /^canary: /);
+    assert.ok(sim.timeline().includes('1 device took the place of devices that left in wave 1'), sim.timeline().join('\n'));
+    // The second wave waits for the stand-in's verdict.
+    sim.step();
+    assert.equal(sim.state.wave, 0);
+    sim.healthy(standIn);
+    sim.step();
+    assert.equal(sim.state.wave, 1);
+  });
+
+  test('an updated device that stops matching stays counted as updated, and one that matches again rejoins once', () => {
+    const sim = new Sim({ waves: [{ devices: 1 }, { percent: 100 }] }, names('d', 3), { auto: null });
+    sim.step(T0);
+    const [canary] = sim.released() as [string];
+    sim.healthy(canary);
+    sim.step();
+    const second = sim.withStatus('released');
+    assert.equal(second.length, 2);
+    const [leaver, stayer] = second as [string, string];
+    const kept = sim.devices.get(leaver)!;
+    sim.devices.delete(leaver);
+    sim.devices.delete(canary);
+    sim.step();
+    assert.equal(sim.status(canary), 'updated');
+    assert.equal(sim.status(leaver), undefined);
+    sim.devices.set(leaver, { ...kept, onNew: { verdict: 'pending', detail: null } });
+    sim.step();
+    assert.equal(sim.status(leaver), 'released', 'rejoined the last wave');
+    sim.healthy(leaver, stayer);
+    sim.until((s) => s.state.phase === 'complete', 5);
+    assert.equal(sim.released().filter((n) => n === leaver).length, 2, 'released again after it came back');
+  });
+
+  test('while rolling back, a reached device that left is not released or reverted twice', () => {
+    const sim = new Sim({ waves: [{ percent: 100 }], maxFailurePercent: 0, onFailure: 'rollback' }, names('d', 3), { auto: null });
+    sim.step(T0);
+    sim.fail('d-001');
+    sim.step();
+    assert.equal(sim.state.phase, 'rolling-back');
+    sim.devices.delete('d-002');
+    sim.step();
+    assert.equal(sim.reverted().filter((n) => n === 'd-002').length, 1);
+  });
+});
+
 // ---- Whole runs: restart safety, release-once and blast radius, over random fleets and verdicts ----
 
 type Script = { outcome: 'healthy' | 'failed' | 'silent'; delay: number; regressAfter: number | null; recoverDelay: number; online: boolean; window: boolean[]; joinsAt: number; site: number; hw: number };

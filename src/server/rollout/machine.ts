@@ -56,7 +56,7 @@ export type Command = { kind: 'pause' } | { kind: 'resume' } | { kind: 'abort'; 
 export type Actions = {
   /** Devices to give the new revision. */
   release: string[];
-  /** Devices to send back to the previous revision. */
+  /** Devices to send back to what they ran before this rollout (a rollback, or a device that left it). */
   revert: string[];
   /** The rollout finished: the new revision is now what every selected device runs. */
   complete: boolean;
@@ -127,8 +127,21 @@ export function advance(prev: MachineState, observation: Observation, strategy: 
   const noteFailure = (message: string) => {
     if (failureNotes++ < MAX_FAILURE_NOTES) note(message);
   };
+  let left = 0;
+  /** How many of the current wave left it this tick: as many others take their place, so a wave (a canary above all) never passes on fewer devices than planned. */
+  let leftCurrentWave = 0;
   for (const [name, slot] of Object.entries(state.slots)) {
     const seen = byName.get(name);
+    if (slot.status === 'released' && !seen && state.phase !== 'rolling-back') {
+      // Released, no verdict yet, and no longer selected (relabelled, moved, revoked): it leaves the
+      // rollout, neither a success nor a failure, and goes back to what it ran before this rollout
+      // (should it match again, it rejoins as a newcomer).
+      delete state.slots[name];
+      actions.revert.push(name);
+      if (slot.wave === state.wave) leftCurrentWave++;
+      if (left++ < MAX_FAILURE_NOTES) note(`${name} left the rollout before its verdict: it is no longer selected`);
+      continue;
+    }
     if (slot.status === 'released' || slot.status === 'updated') {
       const verdict = seen?.onNew.verdict ?? 'pending';
       if (verdict === 'failed') {
@@ -146,6 +159,7 @@ export function advance(prev: MachineState, observation: Observation, strategy: 
     }
   }
   if (failureNotes > MAX_FAILURE_NOTES) note(`${devicesText(failureNotes - MAX_FAILURE_NOTES)} more failed`);
+  if (left > MAX_FAILURE_NOTES) note(`${devicesText(left - MAX_FAILURE_NOTES)} more left the rollout`);
 
   // 2. The health gate: a crossed threshold halts, and with `rollback` sends everyone reached back.
   if (state.phase === 'progressing' || state.phase === 'paused') {
@@ -190,8 +204,12 @@ export function advance(prev: MachineState, observation: Observation, strategy: 
 
   if (state.phase !== 'progressing') return { state, actions };
 
-  // 3. Release devices waiting for a slot or a window, within maxParallel.
+  // 3. Release devices waiting for a slot or a window, within maxParallel; others stand in for devices that left the current wave.
   releaseWaiting(state, byName, strategy, now, actions);
+  if (leftCurrentWave > 0) {
+    const standIns = observation.devices.filter((d) => !(d.name in state.slots));
+    if (standIns.length > 0) startWave(state, state.wave, standIns, leftCurrentWave, strategy, now, actions, byName, note, 'took the place of devices that left in');
+  }
 
   // Devices that start matching once the last wave has begun join it at once.
   const fleet = observation.devices.length;
@@ -256,6 +274,8 @@ function startWave(
   actions: Actions,
   byName: Map<string, DeviceObservation>,
   note: (message: string) => void,
+  /** Why devices join a wave already started (the note says so). */
+  joining = 'that started matching joined',
 ): void {
   const chosen = orderForWave(unassigned, `${state.seed ?? ''}/wave-${wave}`).slice(0, count);
   const isNewWave = state.wave !== wave;
@@ -266,7 +286,7 @@ function startWave(
     state.slots[device.name] = { wave, why: wave === 0 ? `canary: ${reason}` : reason, status: 'queued', releasedAt: null, doneAt: null, detail: null };
   }
   if (isNewWave) note(`wave ${wave + 1} of ${strategy.waves.length} started: ${devicesText(chosen.length)}`);
-  else if (chosen.length > 0) note(`${devicesText(chosen.length)} that started matching joined wave ${wave + 1}`);
+  else if (chosen.length > 0) note(`${devicesText(chosen.length)} ${joining} wave ${wave + 1}`);
   releaseWaiting(state, byName, strategy, now, actions);
   state.reason = chosen.length === 0 ? null : `wave ${wave + 1} in progress`;
 }

@@ -188,6 +188,32 @@ describe('rollout engine on SQLite', () => {
     assert.equal((await world.store.listIncidents()).length, 0, 'no incident for a good release');
   });
 
+  test('a canary relabelled out of the selector before its verdict leaves the rollout: no halt, its release goes, another canary takes its place', async () => {
+    await stableOnRevision1(world);
+    await apply(world, deploymentResource('2', CANARY));
+    const [canary] = (await world.store.listReleases('web')).map((r) => r.device) as [string];
+    await world.store.updateDevice(canary, { labels: { tier: 'lab' } });
+    const touched = await tick(world);
+    assert.ok(touched.includes(canary), 'its desired state is recomputed');
+    const releases = await world.store.listReleases('web');
+    assert.equal(releases.length, 1, 'one canary again');
+    const [standIn] = releases.map((r) => r.device) as [string];
+    assert.notEqual(standIn, canary);
+    assert.equal((await desiredRevisions(world))[canary], null, 'no longer selected: runs nothing of the Deployment');
+    assert.equal((await desiredRevisions(world))[standIn], 2);
+    assert.deepEqual((await machine(world, 'web-2')).timeline.map((t) => t.message).slice(-2), [
+      `${canary} left the rollout before its verdict: it is no longer selected`,
+      '1 device took the place of devices that left in wave 1',
+    ]);
+    // Nothing passes the canary's gate until the stand-in reports healthy.
+    assert.equal((await tick(world)).length, 0);
+    await report(world, standIn, 2, '2');
+    assert.equal((await tick(world)).length, 3, 'then the second wave goes out');
+    const rollout = await world.store.getRollout('web-2');
+    assert.equal(rollout?.state, 'progressing', rollout?.reason ?? '');
+    assert.equal((await world.store.listIncidents()).length, 0);
+  });
+
   test('a failed canary: halted, reverted, an incident with a timeline, resolved once the canary runs revision 1 again', async () => {
     await stableOnRevision1(world);
     await apply(world, deploymentResource('2', CANARY));
@@ -275,6 +301,25 @@ describe('rollout engine on SQLite', () => {
     await report(world, canary3, 3, '3', 'failed', 'crashed');
     await tick(world);
     assert.deepEqual(new Set(Object.values(await desiredRevisions(world))), new Set([1]));
+  });
+
+  test('a halted rollout superseded by a fixed revision: its incident is resolved, its timeline ending with the supersession', async () => {
+    const paused: Strategy = { ...CANARY, onFailure: 'pause' };
+    await stableOnRevision1(world, paused);
+    await apply(world, deploymentResource('2', paused));
+    const [canary] = (await world.store.listReleases('web')).map((r) => r.device) as [string];
+    await report(world, canary, 2, '2', 'failed', 'crashed');
+    await tick(world);
+    assert.equal((await world.store.getRollout('web-2'))?.state, 'halted');
+    assert.equal((await world.store.getIncident('web-2-incident'))?.state, 'open');
+
+    world.now += 60 * SECOND;
+    await apply(world, deploymentResource('3', paused));
+    const incident = await world.store.getIncident('web-2-incident');
+    assert.equal(incident?.state, 'resolved');
+    assert.equal(incident?.closedAt, iso(world.now));
+    assert.equal(incident?.timeline.at(-1)?.message, 'superseded by revision 3');
+    assert.equal((await world.store.listIncidents()).filter((i) => i.state === 'open').length, 0);
   });
 
   test("a Deployment's first revision superseded mid-rollout: devices keep what they run, and a rollback returns them to it, not to nothing", async () => {

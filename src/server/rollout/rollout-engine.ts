@@ -138,7 +138,10 @@ export function createRolloutEngine(deps: EngineDeps): RolloutEngine {
         const machine = machineOf(earlier);
         if (!machine || !activePhases.includes(machine.phase)) continue;
         const superseded: MachineState = { ...machine, phase: 'superseded', reason: `superseded by revision ${revision}`, timeline: [...machine.timeline, { at: nowMs, message: `superseded by revision ${revision}` }] };
-        await store.putRollout({ ...earlier, state: 'superseded', reason: superseded.reason, machine: superseded, updatedAt: nowIso });
+        const record: RolloutRecord = { ...earlier, state: 'superseded', reason: superseded.reason, machine: superseded, updatedAt: nowIso };
+        await store.putRollout(record);
+        // A halted rollout's incident ends with it: the new revision is what happens next.
+        await recordIncident(store, record, superseded, false, nowIso);
       }
       // Devices an unfinished rollout reached go back to the stable revision: no device is left on a
       // revision no rollout watches any more (the new rollout reaches them in its own waves). With no
@@ -222,13 +225,13 @@ function healthyOn(reports: readonly ComponentStatus[], revision: number | null)
   return mine.length > 0 && mine.length === reports.length && mine.every((c) => c.state === 'healthy');
 }
 
-/** An incident opens when a rollout halts, follows its timeline, and resolves when the rollback is done. */
+/** An incident opens when a rollout halts, follows its timeline, and resolves when the rollback is done or a newer revision supersedes it. */
 async function recordIncident(store: Store, rollout: RolloutRecord, state: MachineState, open: boolean, nowIso: string): Promise<void> {
   const id = `${rollout.name}-incident`;
   const existing = await store.getIncident(id);
   if (!existing && !open) return;
   const timeline = state.timeline.map((t) => ({ at: new Date(t.at).toISOString(), message: t.message }));
-  const resolved = state.phase === 'rolled-back';
+  const resolved = state.phase === 'rolled-back' || state.phase === 'superseded';
   const incident: IncidentRecord = {
     id,
     rollout: rollout.name,

@@ -287,6 +287,21 @@ describe('windowOpen: maintenance windows on the local wall clock of the site', 
       closed: ['2025-06-06T20:59:00Z', '2025-06-07T00:00:00Z', '2025-06-07T21:30:00Z', '2025-06-05T21:30:00Z', '2025-06-04T23:30:00Z'],
     },
     {
+      name: 'a weekend-long window, Friday 18:00 for 62h: open all Saturday and Sunday, closed from Monday 08:00',
+      zone: 'UTC',
+      windows: [{ days: ['fri'], start: '18:00', duration: '62h' }],
+      // 2025-06-06 is a Friday.
+      open: ['2025-06-06T18:00:00Z', '2025-06-07T12:00:00Z', '2025-06-08T23:59:00Z', '2025-06-09T07:59:00Z'],
+      closed: ['2025-06-06T17:59:00Z', '2025-06-09T08:00:00Z', '2025-06-10T12:00:00Z', '2025-06-05T23:00:00Z'],
+    },
+    {
+      name: 'a window longer than a week never closes',
+      zone: 'UTC',
+      windows: [{ days: ['wed'], start: '00:00', duration: '200h' }],
+      open: ['2025-06-04T00:00:00Z', '2025-06-07T12:00:00Z', '2025-06-10T23:59:00Z', '2025-06-03T12:00:00Z'],
+      closed: [],
+    },
+    {
       name: 'a nightly window crossing midnight without days is open every night',
       zone: 'America/New_York',
       windows: [{ start: '22:00', duration: '4h' }],

@@ -136,14 +136,20 @@ export function localTime(nowMs: number, timeZone: string): { day: (typeof weekd
 export function windowOpen(windows: readonly Window[] | undefined, timeZone: string | undefined, nowMs: number): boolean {
   if (!windows || windows.length === 0) return true;
   const here = localTime(nowMs, timeZone ?? 'UTC');
-  const yesterday = weekdays[(weekdays.indexOf(here.day) + 6) % 7]!;
+  const today = weekdays.indexOf(here.day);
   return windows.some((w) => {
     const [h, m] = w.start.split(':').map(Number) as [number, number];
     const start = h * 60 + m;
     const length = durationMs(w.duration, 0) / 60_000;
     const runsOn = (day: (typeof weekdays)[number]) => !w.days || w.days.length === 0 || w.days.includes(day);
-    if (runsOn(here.day) && here.minutes >= start && here.minutes < start + length) return true;
-    // A window that began yesterday and runs past midnight.
-    return runsOn(yesterday) && start + length > 1440 && here.minutes < start + length - 1440;
+    // The window that began today, or one that began up to six days ago and runs on past midnight
+    // (a weekend-long one, say). Looking further back adds nothing: the same weekday's window a week
+    // later began later and ends later, so it is open whenever the older one would be.
+    for (let daysAgo = 0; daysAgo < 7; daysAgo++) {
+      const minutes = here.minutes + daysAgo * 1440; // since the start of that day
+      if (minutes >= start + length) break; // that day's window has ended, and every earlier one too
+      if (minutes >= start && runsOn(weekdays[(today + 7 - daysAgo) % 7]!)) return true;
+    }
+    return false;
   });
 }
