@@ -35,30 +35,53 @@ export function createGroupCommit<T, R>(
   let inFlight = 0;
   let writing: Promise<void> | null = null;
 
+  type Outcome = { ok: true; result: R } | { ok: false; error: unknown };
+
+  /** Writes the items in one transaction; what each got, once it committed. */
+  async function writeTogether(batch: readonly Pending<T, R>[]): Promise<Map<Pending<T, R>, Outcome>> {
+    const outcomes = new Map<Pending<T, R>, Outcome>();
+    await store.transaction(async (tx) => {
+      for (const p of batch) {
+        const refusal = work.refuse ? await work.refuse(tx, p.item) : null;
+        outcomes.set(p, refusal ? { ok: false, error: refusal } : { ok: true, result: await work.write(tx, p.item) });
+      }
+    });
+    return outcomes;
+  }
+
+  function settle(outcomes: Map<Pending<T, R>, Outcome>): void {
+    for (const [p, outcome] of outcomes) {
+      if (outcome.ok) p.resolve(outcome.result);
+      else p.reject(outcome.error);
+    }
+  }
+
   async function drain(): Promise<void> {
     while (queue.length > 0) {
       const batch = queue.slice(0, maxBatch);
       queue = queue.slice(batch.length);
       inFlight = batch.length;
-      const outcomes = new Map<Pending<T, R>, { ok: true; result: R } | { ok: false; error: unknown }>();
       try {
-        await store.transaction(async (tx) => {
-          for (const p of batch) {
-            const refusal = work.refuse ? await work.refuse(tx, p.item) : null;
-            outcomes.set(p, refusal ? { ok: false, error: refusal } : { ok: true, result: await work.write(tx, p.item) });
+        try {
+          settle(await writeTogether(batch));
+        } catch (error) {
+          if (batch.length === 1 || databaseUnavailable(error)) {
+            for (const p of batch) p.reject(error);
+            continue;
           }
-        });
-      } catch (error) {
-        // The whole batch rolled back: fail everyone in it rather than guess which write broke it.
-        for (const p of batch) p.reject(error);
-        continue;
+          // The batch rolled back. Each write is tried again on its own, so one that cannot be
+          // written (whatever it holds) fails alone instead of failing everyone batched with it,
+          // every time they are sent again together.
+          for (const p of batch) {
+            try {
+              settle(await writeTogether([p]));
+            } catch (alone) {
+              p.reject(alone);
+            }
+          }
+        }
       } finally {
         inFlight = 0;
-      }
-      for (const p of batch) {
-        const outcome = outcomes.get(p)!;
-        if (outcome.ok) p.resolve(outcome.result);
-        else p.reject(outcome.error);
       }
     }
   }
@@ -79,4 +102,15 @@ export function createGroupCommit<T, R>(
     },
     depth: () => queue.length + inFlight,
   };
+}
+
+/**
+ * The database itself cannot be reached (down, restarting, the link cut): trying each write alone
+ * would only fail each again, slowly. Node's socket errors, PostgreSQL's connection exceptions
+ * (class 08) and shutdowns (57P0x), and pg's pool giving up.
+ */
+export function databaseUnavailable(error: unknown): boolean {
+  const code = (error as { code?: unknown } | null)?.code;
+  if (typeof code === 'string' && (/^(ECONNREFUSED|ECONNRESET|ETIMEDOUT|EPIPE|ENOTFOUND|EAI_AGAIN|EHOSTUNREACH|ENETUNREACH)$/.test(code) || /^08|^57P0/.test(code))) return true;
+  return error instanceof Error && /Connection terminated|timeout exceeded when trying to connect/.test(error.message);
 }

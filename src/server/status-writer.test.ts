@@ -68,7 +68,42 @@ describe('status writer (group commit)', () => {
     const writer = createStatusWriter(broken);
     const results = await Promise.allSettled([writer.submit('a', report(1, 1), AT), writer.submit('b', report(1, 1), AT)]);
     assert.deepEqual(results.map((r) => r.status), ['rejected', 'rejected']);
+    assert.match(String((results[0] as PromiseRejectedResult).reason), /disk full/);
     assert.deepEqual(await real.listComponents(), []);
+  });
+
+  test('a database that cannot be reached fails the batch at once: no write is tried again alone', async () => {
+    const real = await storeWith([{ name: 'a', status: 'accepted' }, { name: 'b', status: 'accepted' }, { name: 'c', status: 'accepted' }]);
+    let transactions = 0;
+    const down: Store = { ...real, transaction: async () => { transactions++; throw Object.assign(new Error('connect ECONNREFUSED 10.0.0.5:5432'), { code: 'ECONNREFUSED' }); } };
+    const writer = createStatusWriter(down);
+    const results = await Promise.allSettled(['a', 'b', 'c'].map((name) => writer.submit(name, report(1, 1), AT)));
+    assert.deepEqual(results.map((r) => r.status), ['rejected', 'rejected', 'rejected']);
+    // a alone (it started the writer), then b and c together; tried again one by one they would have taken four.
+    assert.equal(transactions, 2);
+  });
+
+  test('a report that cannot be written fails alone: the others of its batch are written once', async () => {
+    const names = ['a', 'b', 'c', 'd'];
+    const real = await storeWith(names.map((name) => ({ name, status: 'accepted' as const })));
+    // Device c's write always breaks (think: a value the database refuses); its transaction rolls back whatever came before it.
+    const poisoned: Store = {
+      ...real,
+      transaction: (work) =>
+        real.transaction(async (tx) =>
+          work({ ...tx, recordEvents: async (device, at, events) => (device === 'c' ? Promise.reject(new Error('refused by the database')) : tx.recordEvents(device, at, events)) }),
+        ),
+    };
+    const writer = createStatusWriter(poisoned);
+    const results = await Promise.allSettled(names.map((name) => writer.submit(name, report(7, 1), AT)));
+    assert.deepEqual(results.map((r) => r.status), ['fulfilled', 'fulfilled', 'rejected', 'fulfilled']);
+    assert.match(String((results[2] as PromiseRejectedResult).reason), /refused by the database/);
+    for (const name of ['a', 'b', 'd']) {
+      assert.equal((await real.getDevice(name))?.appliedGeneration, 7, name);
+      assert.equal((await real.listEvents(name, 10)).length, 1, `${name}: its event stored once`);
+      assert.equal((await real.listStatusHistory(name, 10)).length, 1, `${name}: one history row, not one per attempt`);
+    }
+    assert.equal((await real.getDevice('c'))?.appliedGeneration, 0);
   });
 
   test('past maxQueue a report is refused at once as busy, with a Retry-After, and nothing of it is written', async () => {

@@ -1,6 +1,7 @@
 import pg from 'pg';
-import { Kysely, PostgresAdapter, PostgresDialect } from 'kysely';
+import { Kysely, PostgresAdapter, PostgresDialect, type PostgresPool, type PostgresPoolClient } from 'kysely';
 import type { Database } from './schema.ts';
+import { storable } from './storable.ts';
 
 /**
  * Kysely over PostgreSQL (`pg`): the store for a large fleet and for several server replicas. Same
@@ -22,11 +23,23 @@ const types = {
 };
 
 export function openPostgres(url: string, opts: { maxConnections?: number; onIdleError?: (error: Error) => void } = {}): Kysely<Database> {
-  const pool = new pg.Pool({ connectionString: url, max: opts.maxConnections ?? 10, types, application_name: 'driftless' });
+  // A database that cannot be reached fails a query within 10 s rather than holding it (and every write queued behind it) for TCP's own timeout.
+  const pool = new pg.Pool({ connectionString: url, max: opts.maxConnections ?? 10, types, application_name: 'driftless', connectionTimeoutMillis: 10_000 });
   // A connection that dies while idle (the database restarted) is dropped from the pool and replaced
   // on the next query; without a listener its error would end the process.
   pool.on('error', (error) => opts.onIdleError?.(error));
-  return new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
+  // Every statement's parameters pass through storable() on their way in, as on SQLite (sqlite.ts).
+  const storing: PostgresPool = {
+    connect: async () => {
+      const client = await pool.connect();
+      return {
+        query: ((text: string, params: readonly unknown[]) => client.query(text, params.map(storable))) as unknown as PostgresPoolClient['query'],
+        release: () => client.release(),
+      };
+    },
+    end: () => pool.end(),
+  };
+  return new Kysely<Database>({ dialect: new PostgresDialect({ pool: storing }) });
 }
 
 export function isPostgres<DB>(db: Kysely<DB>): boolean {

@@ -1,6 +1,7 @@
 import { DatabaseSync } from 'node:sqlite';
 import { Kysely, SqliteDialect, type SqliteDatabase } from 'kysely';
 import type { Database } from './schema.ts';
+import { storable } from './storable.ts';
 
 /**
  * Kysely over Node's built-in `node:sqlite`: the embedded default store, no native dependency.
@@ -11,7 +12,7 @@ function adapt(db: DatabaseSync): SqliteDatabase {
     close: () => db.close(),
     prepare(sql) {
       const statement = db.prepare(sql);
-      const params = (values: ReadonlyArray<unknown>) => values as (string | number | bigint | null | Uint8Array)[];
+      const params = (values: ReadonlyArray<unknown>) => values.map(storable) as (string | number | bigint | null | Uint8Array)[];
       return {
         reader: statement.columns().length > 0,
         all: (values) => statement.all(...params(values)),

@@ -233,6 +233,27 @@ export function describeStoreContract(engine: string, open: OpenStore): void {
       assert.deepEqual((await store.listEvents('pos-01', 2)).map((e) => e.seq), [3, 2]);
     });
 
+    test('telemetry: fresh records stored once in order; a NUL in any text is kept as U+FFFD, on every engine', async () => {
+      await store.insertDevice(device('pos-01'));
+      const mark = await store.recordTelemetry(
+        'pos-01',
+        T1,
+        [
+          { seq: 2, at: T0, kind: 'metric', name: 'cpu_percent', value: 12.5 },
+          { seq: 1, at: T0, kind: 'log', component: 'pos.pos', line: 'binary\u0000output \u00e9\u{1F600}' },
+          { seq: 3, at: T0, kind: 'event', type: 'committed', component: 'pos.pos', message: 'ok\u0000' },
+        ],
+        0,
+      );
+      assert.deepEqual(mark, { seq: 3, dropped: 0 });
+      assert.deepEqual((await store.listLogs('pos-01', { limit: 10 })).map((l) => ({ ...l })), [{ seq: 1, at: T0, component: 'pos.pos', line: 'binary\uFFFDoutput \u00e9\u{1F600}' }]);
+      assert.deepEqual((await store.listEvents('pos-01', 10)).map((e) => e.message), ['ok\uFFFD']);
+      assert.deepEqual((await store.listMetrics('pos-01', { limit: 10 })).map((m) => [m.name, m.value]), [['cpu_percent', 12.5]]);
+      // Resent with a later record: only the new one is stored.
+      assert.deepEqual(await store.recordTelemetry('pos-01', T2, [{ seq: 1, at: T0, kind: 'log', component: 'pos.pos', line: 'again' }, { seq: 4, at: T1, kind: 'log', component: 'pos.pos', line: 'four' }], 2), { seq: 4, dropped: 2 });
+      assert.deepEqual((await store.listLogs('pos-01', { limit: 10 })).map((l) => l.line), ['binary\uFFFDoutput \u00e9\u{1F600}', 'four']);
+    });
+
     test('artifacts: put keeps the first record of a digest, get and list read it back with its size as a number', async () => {
       const a = { sha256: 'a'.repeat(64), name: 'driftless-agent', version: '0.2.0', size: 3 * 2 ** 30, signature: 'c2ln', createdAt: T0 };
       await store.putArtifact(a);
