@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
-import { appendFileSync, linkSync, mkdtempSync, renameSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
+import { appendFileSync, closeSync, linkSync, mkdtempSync, openSync, renameSync, rmSync, statSync, truncateSync, writeFileSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, test } from 'node:test';
-import { readOutput } from './output.ts';
+import { emptyIfRead, readOutput } from './output.ts';
 
 // readOutput on real files in a temporary directory: the inode and offset cursor, rotation by rename,
 // truncation and the byte budget are all properties of the real file system.
@@ -196,5 +196,77 @@ describe('readOutput', () => {
     writeFileSync(file, 'one\n');
     assert.deepEqual((await readOutput(file, rotated, { index: 3 }, 1024)).lines, ['one']);
     assert.deepEqual((await readOutput(file, rotated, { ino: 1, offset: -4 }, 1024)).lines, ['one']);
+  });
+});
+
+describe('emptyIfRead: a running process\'s output file stays bounded', () => {
+  let dir: string;
+  let file: string;
+  let rotated: string;
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), 'driftless-output-'));
+    file = join(dir, 'output.log');
+    rotated = join(dir, 'output.log.1');
+  });
+  afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+  const lines = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => `line-${from + i}`);
+  const text = (list: string[]) => list.map((l) => `${l}\n`).join('');
+
+  test('read to its end and past the limit, the file is emptied; the process\'s next lines land at its start and are read once', async () => {
+    // The process's own descriptor, opened for appending as the driver opens it.
+    const fd = openSync(file, 'a');
+    try {
+      writeSync(fd, text(lines(1, 100)));
+      const read: string[] = [];
+      let cursor: Cursor = null;
+      for (let i = 0; i < 100; i++) {
+        const got = await emptyIfRead(file, await readOutput(file, rotated, cursor, 256), 500);
+        cursor = got.cursor;
+        if (got.lines.length === 0) break;
+        read.push(...got.lines);
+      }
+      assert.deepEqual(read, lines(1, 100));
+      assert.equal(statSync(file).size, 0, 'emptied once read');
+      writeSync(fd, text(lines(101, 110)));
+      assert.equal(statSync(file).size, text(lines(101, 110)).length, 'appended at the start, no hole');
+      const next = await emptyIfRead(file, await readOutput(file, rotated, cursor, 4096), 500);
+      assert.deepEqual(next.lines, lines(101, 110));
+      assert.equal(statSync(file).size, text(lines(101, 110)).length, 'under the limit: kept');
+    } finally {
+      closeSync(fd);
+    }
+  });
+
+  test('a file not yet read to its end, or under the limit, is left alone', async () => {
+    writeFileSync(file, text(lines(1, 100)));
+    const partial = await emptyIfRead(file, await readOutput(file, rotated, null, 256), 500);
+    assert.ok(partial.lines.length > 0);
+    assert.equal(statSync(file).size, text(lines(1, 100)).length);
+    writeFileSync(file, text(lines(1, 10)));
+    const whole = await emptyIfRead(file, await readOutput(file, rotated, null, 4096), 500);
+    assert.deepEqual(whole.lines, lines(1, 10));
+    assert.equal(statSync(file).size, text(lines(1, 10)).length);
+  });
+
+  test('a line appended after the read is never cut away: the file is emptied only when its size is what was read', async () => {
+    writeFileSync(file, text(lines(1, 100)));
+    const read = await readOutput(file, rotated, null, 64 * 1024);
+    appendFileSync(file, 'late\n');
+    const kept = await emptyIfRead(file, read, 500);
+    assert.equal(statSync(file).size, text(lines(1, 100)).length + 5);
+    const rest = await emptyIfRead(file, await readOutput(file, rotated, kept.cursor, 64 * 1024), 500);
+    assert.deepEqual(rest.lines, ['late']);
+    assert.equal(statSync(file).size, 0);
+  });
+
+  test('while the cursor is still in the rotated file, the current file is not touched', async () => {
+    writeFileSync(file, text(lines(1, 100)));
+    const first = await readOutput(file, rotated, null, 256);
+    renameSync(file, rotated);
+    writeFileSync(file, text(lines(101, 200)));
+    const got = await emptyIfRead(file, await readOutput(file, rotated, first.cursor, 64 * 1024), 500);
+    assert.ok(got.lines.length > 0);
+    assert.equal(statSync(file).size, text(lines(101, 200)).length);
   });
 });

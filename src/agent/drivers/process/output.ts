@@ -5,7 +5,7 @@ import type { LogRead } from '../driver.ts';
  * Where a reader is in a process's output file: which file (its inode, and the first bytes it
  * began with: a freed inode can be handed to the next file, but that file begins with another
  * start marker) and the byte offset of the first unread line. The driver rotates the file by
- * renaming it at a restart.
+ * renaming it at a restart, and empties it in place once it was read to its end (emptyIfRead).
  */
 type OutputCursor = { ino: number; head?: string; offset: number };
 
@@ -93,6 +93,29 @@ async function readLines(file: string, offset: number, maxBytes: number, maxLine
     const lines = text.split('\n');
     if (lines.at(-1) === '') lines.pop();
     return { lines, consumed: end };
+  } finally {
+    await handle.close();
+  }
+}
+
+/**
+ * Empties the output file once every byte of it was read and it has grown past `limit`: a process
+ * that runs for months must not fill the device's disk, and rotation by rename at a restart is not
+ * enough (a running process goes on writing into the file it has open, whatever its name). The
+ * process's descriptor appends, so its next line lands at the start of the emptied file and the
+ * cursor goes on from 0. A line written between the size check on the open file and the truncation
+ * just after it would be lost: a window of microseconds, against a disk filled for sure.
+ */
+export async function emptyIfRead(file: string, read: LogRead, limit: number): Promise<LogRead> {
+  const at = isOutputCursor(read.cursor) ? read.cursor : null;
+  if (!at || at.offset <= limit) return read;
+  const handle = await fsp.open(file, 'r+').catch(() => null);
+  if (!handle) return read;
+  try {
+    const { ino, size } = await handle.stat();
+    if (ino !== at.ino || size !== at.offset) return read;
+    await handle.truncate(0);
+    return { lines: read.lines, cursor: { ino, head: '', offset: 0 } satisfies OutputCursor };
   } finally {
     await handle.close();
   }

@@ -344,6 +344,32 @@ describe('process driver', () => {
     assert.deepEqual([instance?.running, instance?.exitCode], [false, 3]);
   });
 
+  test('a running process\'s output file stays bounded while it is read, and every line is read once, in order', async () => {
+    const dataDir = newDataDir();
+    const driver = driverOn(dataDir, { maxOutputBytes: 4096 });
+    const flag = path.join(dataDir, 'more');
+    // Two bursts of ~9 KiB each; the second waits for the test, so the first was read (and the file emptied) before it.
+    await driver.create(spec('chatty', ['sh', '-c', `seq 1 2000; while [ ! -f ${flag} ]; do sleep 0.05; done; seq 2001 4000; exec sleep 30`]));
+    const file = path.join(dataDir, 'processes', 'app.chatty', 'output.log');
+    const numbers: number[] = [];
+    let cursor: Record<string, unknown> | null = null;
+    const drain = async () => {
+      for (;;) {
+        const read = await driver.readLogs!('app.chatty', cursor, 1024);
+        cursor = read.cursor;
+        if (read.lines.length === 0) return;
+        numbers.push(...read.lines.filter((l) => /^\d+$/.test(l)).map(Number));
+      }
+    };
+    await waitFor('the first burst read', async () => (await drain(), numbers.length === 2000));
+    assert.equal(fs.statSync(file).size, 0, 'read to its end and past 4 KiB: emptied');
+    fs.writeFileSync(flag, '');
+    await waitFor('the second burst read', async () => (await drain(), numbers.length >= 4000));
+    assert.deepEqual(numbers, Array.from({ length: 4000 }, (_, i) => i + 1));
+    assert.equal(fs.statSync(file).size, 0);
+    await driver.remove('app.chatty');
+  });
+
   test('start runs a stopped instance again', async () => {
     const dataDir = newDataDir();
     const driver = driverOn(dataDir);

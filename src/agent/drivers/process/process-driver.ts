@@ -7,7 +7,7 @@ import path from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import type { DesiredComponent } from '../../../protocol/messages.ts';
 import { DriverError, type Instance, type InstanceSpec, type RuntimeDriver } from '../driver.ts';
-import { readOutput } from './output.ts';
+import { emptyIfRead, readOutput } from './output.ts';
 
 /**
  * Runs components without `image:` as supervised native processes.
@@ -43,6 +43,8 @@ export type ProcessDriverOptions = {
   stopTimeoutMs?: number;
   /** How often processes adopted from an earlier agent (not our children) are checked for exits. */
   pollIntervalMs?: number;
+  /** How large a process's output file grows before it is rotated at a restart, or emptied once read (default 8 MiB). */
+  maxOutputBytes?: number;
 };
 
 /** One instance in the inventory, as stored in `dataDir/processes/<key>/instance.json`. */
@@ -158,7 +160,6 @@ const keyPattern = /^[a-z0-9][a-z0-9._-]{0,200}$/;
 const instanceFile = 'instance.json';
 const outputFile = 'output.log';
 const rotatedOutputFile = 'output.log.1';
-const maxOutputBytes = 8 * 1024 * 1024;
 const startMarker = '--- driftless: starting ';
 
 /** Environment variables every run carries: they mark processes as ours where a pid cannot. */
@@ -189,6 +190,7 @@ export function createProcessDriver(opts: ProcessDriverOptions): RuntimeDriver {
   const startGraceMs = opts.startGraceMs ?? 200;
   const stopTimeoutMs = opts.stopTimeoutMs ?? 5_000;
   const pollIntervalMs = opts.pollIntervalMs ?? 1_000;
+  const maxOutputBytes = opts.maxOutputBytes ?? 8 * 1024 * 1024;
   const root = path.join(opts.dataDir, 'processes');
   const bootId = readBootId();
 
@@ -722,7 +724,8 @@ export function createProcessDriver(opts: ProcessDriverOptions): RuntimeDriver {
     async readLogs(key, cursor, maxBytes, maxLines) {
       checkKey(key);
       const dir = dirOf(key);
-      return readOutput(path.join(dir, outputFile), path.join(dir, rotatedOutputFile), cursor, maxBytes, maxLines);
+      const file = path.join(dir, outputFile);
+      return emptyIfRead(file, await readOutput(file, path.join(dir, rotatedOutputFile), cursor, maxBytes, maxLines), maxOutputBytes);
     },
 
     async exec(key, command, signal) {
