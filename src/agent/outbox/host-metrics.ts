@@ -3,9 +3,12 @@ import { cpus, freemem, loadavg, totalmem, uptime } from 'node:os';
 
 /**
  * The host's vital signs, sampled for telemetry. CPU is the busy share of all cores since the
- * previous sample (the first sample has none to compare with, so it leaves CPU out); disk is the
+ * previous sample (one too soon after the last leaves CPU out); disk is the
  * file system holding the agent's data, where a full disk would hurt first.
  */
+/** CPU time (summed over the cores, in ms) a CPU share is measured over at the least. */
+const MIN_CPU_WINDOW_MS = 1000;
+
 export function createHostMetrics(dataDir: string): () => Record<string, number> {
   let previous = cpuTimes();
   return () => {
@@ -17,8 +20,12 @@ export function createHostMetrics(dataDir: string): () => Record<string, number>
     };
     const times = cpuTimes();
     const total = times.total - previous.total;
-    if (total > 0) figures.cpu_percent = Math.round((1000 * (times.busy - previous.busy)) / total) / 10;
-    previous = times;
+    // A share of a few clock ticks reads 0% or 100% by chance (a sample taken just after the
+    // agent started, say): CPU is left out until a second of CPU time has passed.
+    if (total >= MIN_CPU_WINDOW_MS) {
+      figures.cpu_percent = Math.round((1000 * (times.busy - previous.busy)) / total) / 10;
+      previous = times;
+    }
     try {
       const fs = statfsSync(dataDir);
       figures.disk_total_bytes = fs.blocks * fs.bsize;

@@ -2,6 +2,7 @@ import { lazy, Suspense, useState, type ReactNode } from 'react';
 import { Link } from 'wouter';
 import { encodeName } from '../api/api-client.ts';
 import type { DeviceDetail, DeviceEvent } from '../api/resources.ts';
+import { componentLabel } from '../format/component.ts';
 import { Labels } from '../components/labels.tsx';
 import { ErrorNotice, EmptyState, Loading } from '../components/notices.tsx';
 import { PageHeader } from '../components/page-header.tsx';
@@ -225,7 +226,7 @@ function Events({ events }: { events: DeviceEvent[] }) {
                 <Timestamp at={e.at} />
               </td>
               <td>{e.type ?? '—'}</td>
-              <td>{typeof e.component === 'string' ? e.component : '—'}</td>
+              <td>{typeof e.component === 'string' ? <ComponentName name={e.component} /> : '—'}</td>
               <td>{e.reason ? <StateBadge state={e.reason} /> : '—'}</td>
               <td className="wrap">{e.message ?? '—'}</td>
             </tr>
@@ -233,6 +234,16 @@ function Events({ events }: { events: DeviceEvent[] }) {
         </tbody>
       </table>
     </TableScroll>
+  );
+}
+
+function ComponentName({ name }: { name: string }) {
+  const { component, deployment } = componentLabel(name);
+  return (
+    <>
+      {component}
+      {deployment ? <span className="muted small"> ({deployment})</span> : null}
+    </>
   );
 }
 
