@@ -99,10 +99,18 @@ export async function assembleServer(opts: AssembleOptions): Promise<Assembled> 
   const stats = { rolloutTicks: 0, rolloutTickMs: 0 };
   const tickRollouts = () => {
     const started = performance.now();
-    // Tenant by tenant: a Deployment selects devices of its own tenant only, and one tenant's rollouts commit apart from another's.
+    // Rollout by rollout, each in a transaction of its own (a Deployment selects devices of its own
+    // tenant only): one that fails is logged and tried again next tick, and holds no other back.
     const tickTenants = async () => {
       for (const tenant of await store.listTenants()) {
-        await desired.change(store.forTenant(tenant.name), async (tx) => ({ result: undefined, devices: await rollouts.tick(tx, now()) }));
+        const view = store.forTenant(tenant.name);
+        for (const name of await rollouts.unfinished(view)) {
+          try {
+            await desired.change(view, async (tx) => ({ result: undefined, devices: await rollouts.tickOne(tx, name, now()) }));
+          } catch (error) {
+            app.log.error({ err: error, rollout: name, tenant: tenant.name }, 'rollout tick failed');
+          }
+        }
       }
     };
     return (ticking ??= tickTenants().finally(() => {

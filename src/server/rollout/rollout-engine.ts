@@ -24,6 +24,10 @@ export type RolloutEngine = {
   targets(store: Store): Promise<DeploymentTarget[]>;
   /** Advances every unfinished Rollout once; returns the devices whose desired state may have changed. */
   tick(store: Store, nowMs: number): Promise<string[]>;
+  /** The Rollouts a tick advances, by name: each can then be advanced in a transaction of its own (tickOne). */
+  unfinished(store: Store): Promise<string[]>;
+  /** Advances one Rollout once, if it is unfinished; returns the devices whose desired state may have changed. */
+  tickOne(store: Store, rollout: string, nowMs: number): Promise<string[]>;
   /** pause, resume or abort a Rollout; returns the devices whose desired state may have changed. */
   command(store: Store, rollout: string, cmd: Command, nowMs: number): Promise<string[]>;
 };
@@ -130,7 +134,7 @@ export function createRolloutEngine(deps: EngineDeps): RolloutEngine {
     return save(store, rollout, deployment, state, actions, devices.length, nowMs);
   }
 
-  return {
+  const engine: RolloutEngine = {
     async release(store, deployment, revision, nowIso) {
       const nowMs = Date.parse(nowIso);
       for (const earlier of await store.listRollouts(deployment.name)) {
@@ -194,12 +198,18 @@ export function createRolloutEngine(deps: EngineDeps): RolloutEngine {
 
     async tick(store, nowMs) {
       const touched: string[] = [];
-      for (const rollout of await store.listRollouts()) {
-        if (!activeRolloutStates.has(rollout.state)) continue;
-        const machine = machineOf(rollout);
-        if (machine && activePhases.includes(machine.phase)) touched.push(...(await step(store, rollout, nowMs, null)));
-      }
+      for (const name of await engine.unfinished(store)) touched.push(...(await engine.tickOne(store, name, nowMs)));
       return touched;
+    },
+
+    async unfinished(store) {
+      return (await store.listRollouts()).filter((r) => activeRolloutStates.has(r.state)).map((r) => r.name);
+    },
+
+    async tickOne(store, name, nowMs) {
+      const rollout = await store.getRollout(name);
+      const machine = rollout && activeRolloutStates.has(rollout.state) ? machineOf(rollout) : null;
+      return rollout && machine && activePhases.includes(machine.phase) ? step(store, rollout, nowMs, null) : [];
     },
 
     async command(store, name, cmd, nowMs) {
@@ -208,6 +218,7 @@ export function createRolloutEngine(deps: EngineDeps): RolloutEngine {
       return step(store, rollout, nowMs, cmd);
     },
   };
+  return engine;
 }
 
 /** A device's verdict on a revision, from its component reports: failed if any failed, healthy if all are. */

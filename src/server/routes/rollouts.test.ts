@@ -81,6 +81,33 @@ type Detail = RolloutView & {
   incident: { id: string; state: string; title: string } | null;
 };
 
+describe('rollout ticks', () => {
+  test('each rollout advances in its own transaction: one whose record is broken is skipped, and the others go on', async () => {
+    const h = await harness();
+    try {
+      const other = { ...deployment('1', { waves: [{ percent: 100 }] }), metadata: { name: 'kiosk' } };
+      ok(await call(h, 'POST', '/v1/apply', { token: OPERATOR, body: { resources: [deployment('1', { waves: [{ percent: 100 }] }), other] } }));
+      // The web rollout's stored state is damaged (a bad restore, a hand edit): ticking it throws.
+      const web = (await h.store.getRollout('web-1'))!;
+      await h.store.putRollout({ ...web, machine: { ...(web.machine as object), timeline: null } });
+      for (const d of devices) {
+        const at = new Date(h.clock.ms).toISOString();
+        await h.store.recordStatus(d, 1, at, at, [
+          { name: 'web', deployment: 'kiosk', desiredVersion: '1', desiredRevision: 1, version: '1', state: 'healthy', reason: null, detail: null, since: at },
+        ]);
+      }
+      await h.tick();
+      assert.equal((await h.store.getRollout('kiosk-1'))?.state, 'complete', 'the healthy rollout completed');
+      assert.equal((await h.store.getDeployment('kiosk'))?.targetRevision, 1);
+      assert.equal((await h.store.getRollout('web-1'))?.state, 'progressing', 'the broken one is left as it was');
+      // And the next tick still runs (no tick left hanging).
+      await h.tick();
+    } finally {
+      await h.close();
+    }
+  });
+});
+
 describe('rollout routes', () => {
   let h: Harness;
   let canary: string;
