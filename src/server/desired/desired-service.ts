@@ -71,7 +71,11 @@ export function createDesiredService(deps: {
     async refresh(store, only) {
       const targets = await deps.rollouts.targets(store);
       // A few devices are read one by one; a whole-fleet refresh reads the fleet once.
-      const listed = only && only.length < 200 ? await Promise.all([...new Set(only)].map((name) => store.getDevice(name))) : await store.listDevices();
+      const few = only !== undefined && only.length < 200;
+      const listed = few ? await Promise.all([...new Set(only)].map((name) => store.getDevice(name))) : await store.listDevices();
+      // Their current documents the same way: one by one for a few, in one read for many.
+      const stored = few ? null : new Map((await store.listDesired()).map((d) => [d.device, d]));
+      const previousOf = async (device: string) => (stored ? (stored.get(device) ?? null) : store.getDesired(device));
       const wanted = only ? new Set(only) : null;
       const devices = listed.filter((d): d is NonNullable<typeof d> => d !== null && d.status === 'accepted' && (!wanted || wanted.has(d.name)));
       const nowMs = deps.now();
@@ -81,7 +85,7 @@ export function createDesiredService(deps: {
       const artifactOf = (sha256: string) => artifacts.get(sha256) ?? null;
       const changed: SignedDesiredState[] = [];
       for (const device of devices) {
-        const previous = await store.getDesired(device.name);
+        const previous = await previousOf(device.name);
         const trust = { ...validity, ...(releaseKeys ? { releaseKeys, releases: desiredReleasesFor(device, targets) } : {}) };
         const last = previous ? { generation: previous.generation, contentHash: previous.contentHash, expiresAt: previous.document.payload.expiresAt } : null;
         const next = nextDesiredState(device.name, desiredComponentsFor(device, targets, artifactOf), last, issuedAt, trust);
