@@ -41,6 +41,7 @@ function buildProgram(): Command {
     .option('--admin-token <token>', 'the first admin token (default: generated and printed once)')
     .option('--enroll-token <token>', 'the fleet bootstrap enrollment token (default: generated and printed once)')
     .option('--poll-interval <seconds>', 'how often agents poll for desired state', '30')
+    .option('--resync-interval <seconds>', 'with several replicas on PostgreSQL: how often each re-reads what the others changed, in case it missed their word', '60')
     .option('--tls', 'serve HTTPS with a self-signed certificate made on first start (kept in the data directory)')
     .option('--tls-cert <file>', 'serve HTTPS with this certificate (PEM; with --tls-key)')
     .option('--tls-key <file>', 'the private key of --tls-cert (PEM)')

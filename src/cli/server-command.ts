@@ -6,7 +6,7 @@ import { writeConfig } from './config.ts';
 import { parseDuration } from '../protocol/duration.ts';
 import { readReleasePublicKey } from './release-command.ts';
 
-export type ServerFlags = { tls?: boolean; tlsCert?: string; tlsKey?: string; data: string; listen: string; adminToken?: string; enrollToken?: string; pollInterval?: string; database?: string; releaseKey?: string[]; desiredStateTtl?: string };
+export type ServerFlags = { tls?: boolean; tlsCert?: string; tlsKey?: string; data: string; listen: string; adminToken?: string; enrollToken?: string; pollInterval?: string; database?: string; resyncInterval?: string; releaseKey?: string[]; desiredStateTtl?: string };
 
 export function parseListen(listen: string): { host: string; port: number } {
   const match = /^(?:\[([^\]]+)\]|([^:]*)):(\d{1,5})$/.exec(listen);
@@ -73,6 +73,7 @@ export async function serverCommand(flags: ServerFlags): Promise<RunningServer> 
     host,
     port,
     pollSeconds: parsePositiveSeconds('--poll-interval', flags.pollInterval, 30),
+    resyncSeconds: parsePositiveSeconds('--resync-interval', flags.resyncInterval, 60),
     ...tlsOption(flags),
     ...(flags.releaseKey && flags.releaseKey.length > 0 ? { releaseKeys: flags.releaseKey.map((path) => readReleasePublicKey('--release-key', path)) } : {}),
     ...(flags.desiredStateTtl === undefined ? {} : { desiredValidityMs: parseTtl(flags.desiredStateTtl) }),

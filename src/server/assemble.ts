@@ -2,6 +2,8 @@ import type { FastifyInstance } from 'fastify';
 import { keyId, loadPrivateKey } from '../protocol/signing.ts';
 import { DEFAULT_ADMISSION, type AdmissionConfig } from './admission.ts';
 import { buildApp } from './app.ts';
+import { createDeviceGate, type DeviceGate } from './auth/device-gate.ts';
+import { singleServer, type Cluster, type ClusterHandlers } from './cluster/cluster.ts';
 import { resignDesired } from './keys/signing-keys.ts';
 import { createAuditLog, type AuditLog } from './audit/audit-log.ts';
 import type { ServerLogger } from './log-redaction.ts';
@@ -42,6 +44,8 @@ export type AssembleOptions = {
   dashboardDir?: string | null;
   /** How old a fleet snapshot the dashboard's views may answer from; 1 s when absent. */
   fleetSnapshotMs?: number;
+  /** The other server replicas on the same database, told what this one changes; none (singleServer) by default. */
+  cluster?: Cluster;
 };
 
 export type Assembled = {
@@ -56,6 +60,8 @@ export type Assembled = {
   stats: { rolloutTicks: number; rolloutTickMs: number };
   /** The audit trail the app records into. */
   audit: AuditLog;
+  /** What this replica does with what the others announce (plug into the cluster). */
+  clusterHandlers: Pick<ClusterHandlers, 'onMessage' | 'onResync'>;
 };
 
 /** The server's parts wired together over a store, without listening: what startServer runs and what in-process tests build. */
@@ -65,8 +71,37 @@ export async function assembleServer(opts: AssembleOptions): Promise<Assembled> 
   const presence = createPresence(store);
   const rollouts = createRolloutEngine({ isOnline: opts.isOnline ?? ((device) => presence.isOnline(device, now(), offlineAfterMs)) });
   const channels = createDeviceChannels();
-  // A device whose document changed is told to pull now, over its channel, instead of at its next poll.
-  const desired = createDesiredService({ signingKey: loadPrivateKey(opts.signing.privateKey), keyId: keyId(opts.signing.publicKey), rollouts, now, onPublish: (devices) => channels.hint(devices), ...desiredTrust(opts) });
+  const cluster = opts.cluster ?? singleServer();
+  // A device whose document changed is told to pull now, over its channel, instead of at its next
+  // poll; the other replicas are told to serve the new document (and tell their devices).
+  const onPublish = (devices: string[]) => {
+    channels.hint(devices);
+    void cluster.announce({ kind: 'desired', devices });
+  };
+  const desired = createDesiredService({ signingKey: loadPrivateKey(opts.signing.privateKey), keyId: keyId(opts.signing.publicKey), rollouts, now, onPublish, ...desiredTrust(opts) });
+  // Accept, revoke, pending: told to the other replicas, which refuse (and disconnect) a revoked device too.
+  const localGate = createDeviceGate();
+  await localGate.load(store);
+  const deviceGate: DeviceGate = {
+    ...localGate,
+    set(device, status) {
+      localGate.set(device, status);
+      void cluster.announce({ kind: 'device', name: device, status });
+    },
+  };
+  const clusterHandlers: Assembled['clusterHandlers'] = {
+    async onMessage(message) {
+      if (message.kind === 'desired') channels.hint(await desired.reload(store, message.devices));
+      else {
+        localGate.set(message.name, message.status);
+        if (message.status !== 'accepted') channels.disconnect(message.name, message.status);
+      }
+    },
+    async onResync() {
+      channels.hint(await desired.reload(store, 'all'));
+      await localGate.load(store);
+    },
+  };
   // After `driftless server rotate-key`: documents signed by the old key are signed anew, then every
   // tenant's desired state is recomputed (artifact signatures in it changed too).
   const resigned = await resignDesired(store, opts.signing);
@@ -80,6 +115,7 @@ export async function assembleServer(opts: AssembleOptions): Promise<Assembled> 
     rollouts,
     presence,
     channels,
+    deviceGate,
     ...(opts.recordingDir === undefined ? {} : { recordings: createRecordings(opts.recordingDir, now) }),
     serverKey: { publicKey: opts.signing.publicKey, keyId: keyId(opts.signing.publicKey) },
     sessionSecret: opts.sessionSecret,
@@ -119,7 +155,7 @@ export async function assembleServer(opts: AssembleOptions): Promise<Assembled> 
         stats.rolloutTickMs += performance.now() - started;
       }));
   };
-  return { app, desired, rollouts, presence, channels, audit, tickRollouts, stats };
+  return { app, desired, rollouts, presence, channels, audit, tickRollouts, stats, clusterHandlers };
 }
 
 /** What the desired service needs for update trust: release keys, and how long a document is valid. */

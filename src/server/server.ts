@@ -9,6 +9,7 @@ import { assembleServer } from './assemble.ts';
 import { ensureSelfSignedCertificate, localHosts } from './tls/self-signed.ts';
 import { settleReleaseKeys } from './desired/release-keys.ts';
 import { hashToken, newSecretToken } from './auth/tokens.ts';
+import { joinPostgresCluster, singleServer, type Cluster, type ClusterHandlers } from './cluster/cluster.ts';
 import { openDatabase, parseDatabaseUrl, type DatabaseTarget } from './store/open.ts';
 
 /** For the CLI: `--database` checked before anything starts, and shown without its password. */
@@ -26,6 +27,8 @@ export type ServerOptions = {
   /** The fleet's bootstrap enrollment token; generated when absent. */
   enrollToken?: string;
   pollSeconds?: number;
+  /** Replicas on PostgreSQL: how often each re-reads what the others changed, announced or not (default 60 s). */
+  resyncSeconds?: number;
   /** How often the rollout engine ticks (default 2 s). */
   tickMs?: number;
   logger?: boolean;
@@ -61,17 +64,40 @@ export type RunningServer = {
 export async function startServer(options: ServerOptions): Promise<RunningServer> {
   const now = options.now ?? Date.now;
   mkdirSync(options.dataDir, { recursive: true, mode: 0o700 });
-  const database = await openDatabase(databaseTarget(options.dataDir, options.database), { server: true, onIdleError: (error) => process.stderr.write(`database connection lost: ${error.message}\n`) });
+  const target = databaseTarget(options.dataDir, options.database);
+  const database = await openDatabase(target, { use: 'server', onIdleError: (error) => process.stderr.write(`database connection lost: ${error.message}\n`) });
+  // On PostgreSQL, one of any number of replicas: what arrives before the server is assembled is
+  // not lost, since assembling reads everything from the database after joining.
+  const relay: Pick<ClusterHandlers, 'onMessage' | 'onResync'> = { onMessage: () => undefined, onResync: () => undefined };
+  let cluster: Cluster = singleServer();
   try {
-    return await serve(options, now, createSqlStore(database.db), database.close);
+    if (target.kind === 'postgres') {
+      cluster = await joinPostgresCluster(
+        target.url,
+        { onMessage: (m) => relay.onMessage(m), onResync: () => relay.onResync(), log: (line) => process.stderr.write(`${line}\n`) },
+        { resyncEveryMs: (options.resyncSeconds ?? 60) * 1000 },
+      );
+    }
+    return await serve(options, now, createSqlStore(database.db), cluster, relay, async () => {
+      await cluster.close();
+      await database.close();
+    });
   } catch (error) {
     // Nothing half-started stays behind: the database (and its server lock) is let go.
+    await cluster.close().catch(() => undefined);
     await database.close().catch(() => undefined);
     throw error;
   }
 }
 
-async function serve(options: ServerOptions, now: () => number, store: Store, closeDatabase: () => Promise<void>): Promise<RunningServer> {
+async function serve(
+  options: ServerOptions,
+  now: () => number,
+  store: Store,
+  cluster: Cluster,
+  relay: Pick<ClusterHandlers, 'onMessage' | 'onResync'>,
+  closeDatabase: () => Promise<void>,
+): Promise<RunningServer> {
 
   const signing = await loadOrCreate(store, 'signing-key', () => JSON.stringify(generateKeyPair()));
   const { privateKey, publicKey } = JSON.parse(signing) as { privateKey: string; publicKey: string };
@@ -85,9 +111,10 @@ async function serve(options: ServerOptions, now: () => number, store: Store, cl
         : null;
 
   const releaseKeys = await settleReleaseKeys(store, options.releaseKeys);
-  const { app, presence, desired, tickRollouts, stats } = await assembleServer({
+  const { app, presence, desired, tickRollouts, stats, clusterHandlers } = await assembleServer({
     store,
     now,
+    cluster,
     signing: { privateKey, publicKey },
     sessionSecret,
     pollSeconds: options.pollSeconds ?? 30,
@@ -101,18 +128,21 @@ async function serve(options: ServerOptions, now: () => number, store: Store, cl
     ...(options.dashboardDir === undefined ? {} : { dashboardDir: options.dashboardDir }),
     ...(options.fleetSnapshotMs === undefined ? {} : { fleetSnapshotMs: options.fleetSnapshotMs }),
   });
+  Object.assign(relay, clusterHandlers);
   try {
     await app.listen({ host: options.host, port: options.port });
   } catch (error) {
     await app.close().catch(() => undefined);
     throw error;
   }
+  // Fleet-wide work runs on the replica that leads (the only one, on SQLite); last-seen times are each replica's own.
+  const leading = (work: () => Promise<unknown>) => () => void cluster.leads().then((leads) => (leads ? work() : undefined)).catch((e: unknown) => app.log.error(e));
   const background = [
     setInterval(() => void presence.flush().catch((e: unknown) => app.log.error(e)), 5_000),
-    setInterval(() => void tickRollouts().catch((e: unknown) => app.log.error(e)), options.tickMs ?? 2_000),
-    setInterval(() => void pruneTelemetry(store, now()).catch((e: unknown) => app.log.error(e)), 10 * 60_000),
+    setInterval(leading(tickRollouts), options.tickMs ?? 2_000),
+    setInterval(leading(() => pruneTelemetry(store, now())), 10 * 60_000),
     // Documents are re-signed before they expire, here and never on the poll path.
-    setInterval(() => void desired.renew(store).catch((e: unknown) => app.log.error(e)), RENEW_INTERVAL_MS),
+    setInterval(leading(() => desired.renew(store)), RENEW_INTERVAL_MS),
   ];
   const address = app.server.address();
   const port = typeof address === 'object' && address ? address.port : options.port;
@@ -187,8 +217,8 @@ async function ensureCredentials(store: Store, options: ServerOptions, nowIso: s
 export async function rotateServerKey(dataDir: string, nowIso: string, database?: string): Promise<{ previousKeyId: string; keyId: string } | null> {
   const target = databaseTarget(dataDir, database);
   if (target.kind === 'sqlite' && !existsSync(target.path)) return null;
-  // As the server's own: refused while a server runs on a PostgreSQL database.
-  const { db, close } = await openDatabase(target, { server: true });
+  // Refused while a server runs: it keeps its signing key in memory.
+  const { db, close } = await openDatabase(target, { use: 'maintenance' });
   try {
     return await rotateSigningKey(createSqlStore(db), nowIso);
   } finally {

@@ -3,7 +3,7 @@ import { canonicalJson } from '../../protocol/canonical.ts';
 import type { SignedDesiredState } from '../../protocol/messages.ts';
 import { signValue } from '../../protocol/signing.ts';
 import type { RolloutEngine } from '../rollout/rollout-engine.ts';
-import type { Store } from '../store/store.ts';
+import type { DesiredRecord, Store } from '../store/store.ts';
 import { desiredComponentsFor, desiredReleasesFor, nextDesiredState } from './compute.ts';
 
 /** A device's current document, ready to serve: its body bytes and entity tag. */
@@ -24,6 +24,11 @@ export type DesiredService = {
   publish(documents: readonly SignedDesiredState[]): void;
   served(device: string): ServedDesired | undefined;
   warm(store: Store): Promise<void>;
+  /**
+   * Serves what another server replica stored: these devices' documents, or ('all') every one
+   * whose generation differs from the one served here. Returns the devices whose document changed.
+   */
+  reload(store: Store, devices: readonly string[] | 'all'): Promise<string[]>;
   /**
    * Re-issues (new generation, fresh expiry) the documents that would expire within half their
    * validity, at most `limit` of them: run in the background, so the poll path never signs.
@@ -123,6 +128,27 @@ export function createDesiredService(deps: {
     },
     async warm(store) {
       for (const record of await store.listDesired()) cache.set(record.device, toServed(record.document));
+    },
+    async reload(store, devices) {
+      const changed: string[] = [];
+      const serve = (device: string, record: DesiredRecord | null) => {
+        if (!record) {
+          if (cache.delete(device)) changed.push(device);
+        } else if (cache.get(device)?.generation !== record.generation) {
+          cache.set(device, toServed(record.document));
+          unrenewable.delete(device);
+          changed.push(device);
+        }
+      };
+      if (devices !== 'all') {
+        for (const device of new Set(devices)) serve(device, await store.getDesired(device));
+        return changed;
+      }
+      // Everything: compare generations first, then read only the documents that differ.
+      const stored = new Map((await store.listDesiredGenerations()).map((d) => [d.device, d.generation]));
+      for (const [device, generation] of stored) if (cache.get(device)?.generation !== generation) serve(device, await store.getDesired(device));
+      for (const device of [...cache.keys()]) if (!stored.has(device)) serve(device, null);
+      return changed;
     },
   };
   return service;

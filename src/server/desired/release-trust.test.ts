@@ -95,3 +95,36 @@ describe('desired state with releases and expiry', () => {
     assert.equal(await desired.renew(store), 0, 'renewed once');
   });
 });
+
+describe('a second replica serving what the first stored', () => {
+  test('reload serves the devices named, or every changed one; a document gone from the store is served no more', async () => {
+    const db = openSqlite(':memory:');
+    await migrateToLatest(db);
+    const store = createSqlStore(db);
+    try {
+      const make = () => createDesiredService({ signingKey: loadPrivateKey(serverPair.privateKey), keyId: pinned.keyId, rollouts: createRolloutEngine({ isOnline: () => true }), now: () => T0 });
+      const [first, second] = [make(), make()];
+      const rollouts = createRolloutEngine({ isOnline: () => true });
+      for (const name of ['pos-01', 'pos-02']) {
+        await store.insertDevice({ name, site: null, labels: {}, facts: {}, publicKey: 'k', status: 'accepted', enrolledAt: new Date(T0).toISOString(), lastSeen: null, appliedGeneration: 0 });
+      }
+      await first.change(store, async (tx) => ({ result: await applyResources(tx, rollouts, [deployment('1', false)], new Date(T0).toISOString()), devices: 'all' }));
+      assert.ok(first.served('pos-01'));
+      assert.equal(second.served('pos-01'), undefined, 'nothing is served before it reads the store');
+
+      assert.deepEqual(await second.reload(store, ['pos-01']), ['pos-01']);
+      assert.equal(second.served('pos-01')?.body, first.served('pos-01')?.body);
+      assert.equal(second.served('pos-02'), undefined, 'only the devices named');
+      assert.deepEqual((await second.reload(store, 'all')).sort(), ['pos-02']);
+      assert.equal(second.served('pos-02')?.etag, first.served('pos-02')?.etag);
+      assert.deepEqual(await second.reload(store, 'all'), [], 'nothing changed since');
+
+      await store.updateDevice('pos-02', { status: 'revoked' });
+      await db.deleteFrom('device_desired').where('device', '=', 'pos-02').execute();
+      assert.deepEqual(await second.reload(store, 'all'), ['pos-02']);
+      assert.equal(second.served('pos-02'), undefined);
+    } finally {
+      await db.destroy();
+    }
+  });
+});

@@ -52,7 +52,7 @@ export function registerTerminalRoutes(app: FastifyInstance, deps: AppDeps): voi
     if (device.status !== 'accepted') throw new DriftlessError('forbidden', `device "${name}" is ${device.status}; no remote sessions`);
     if (!recordings) throw new DriftlessError('unavailable', 'this server keeps no session recordings, so it opens no remote sessions');
     const info = channels.info(name);
-    if (!info) throw new DriftlessError('unavailable', `device "${name}" has no channel open to the server (offline, or still connecting); cannot open ${what}`);
+    if (!info) throw new DriftlessError('unavailable', `device "${name}" has no channel open to this server (offline, still connecting, or connected to another server replica); cannot open ${what}`);
     if (!info.remoteShell) throw new DriftlessError('forbidden', `device "${name}" refuses remote shells and exec by its local configuration (agent started with --no-remote-shell)`);
     return { channels, recordings, audit: deps.audit, tenant, device: name, actor: request.actor ?? 'unknown', log };
   }

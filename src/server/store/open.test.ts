@@ -92,15 +92,15 @@ describe('one server per SQLite database', () => {
 
   test('a second server on the same file is refused naming the first; after close it may start', async () => {
     const target = { kind: 'sqlite' as const, path: join(dir, 'a.db') };
-    const first = await openDatabase(target, { server: true });
+    const first = await openDatabase(target, { use: 'server' });
     assert.match(readFileSync(`${target.path}.server.pid`, 'utf8'), new RegExp(`^${process.pid} \\d+\\n$`));
-    await assert.rejects(openDatabase(target, { server: true }), new RegExp(`^Error: database ${target.path}: another driftless server \\(pid ${process.pid}\\) is already using this database$`));
+    await assert.rejects(openDatabase(target, { use: 'server' }), new RegExp(`^Error: database ${target.path}: another driftless server \\(pid ${process.pid}\\) is already using this database$`));
     // A reader that is not a server (tests, tools) is not held back.
     const reader = await openDatabase(target);
     await reader.close();
     await first.close();
     assert.equal(existsSync(`${target.path}.server.pid`), false);
-    const again = await openDatabase(target, { server: true });
+    const again = await openDatabase(target, { use: 'server' });
     await again.close();
   });
 
@@ -110,7 +110,7 @@ describe('one server per SQLite database', () => {
     const deadPid = await new Promise<number>((resolve) => child.once('exit', () => resolve(child.pid!)));
     for (const stale of [`${deadPid} 12345\n`, `${process.pid} 1\n`, 'garbage\n', '']) {
       writeFileSync(`${target.path}.server.pid`, stale);
-      const opened = await openDatabase(target, { server: true });
+      const opened = await openDatabase(target, { use: 'server' });
       assert.match(readFileSync(`${target.path}.server.pid`, 'utf8'), new RegExp(`^${process.pid} `), JSON.stringify(stale));
       await opened.close();
     }

@@ -2,7 +2,7 @@ import { closeSync, openSync, readFileSync, rmSync, writeSync } from 'node:fs';
 import type { Kysely } from 'kysely';
 import type { Database } from './schema.ts';
 import { migrateToLatest } from './migrate.ts';
-import { holdServerLock, openPostgres } from './postgres.ts';
+import { assertNoServerRunning, openPostgres, SERVER_APPLICATION } from './postgres.ts';
 import { openSqlite } from './sqlite.ts';
 
 /** The schemes `--database` accepts, and where each leads. */
@@ -43,7 +43,7 @@ export function redactPassword(url: string): string {
 }
 
 /**
- * The SQLite side of holdServerLock: a file beside the database naming the server's process (its
+ * One server process per SQLite file: a file beside the database naming the server's process (its
  * pid and start time, so a pid reused after a reboot is not mistaken for it). One left by a
  * process that has ended (a crash, a power cut) is taken over: the server comes back by itself.
  */
@@ -94,20 +94,25 @@ function processIdentity(pid: number): string | null {
 }
 
 /**
- * Opens and migrates the store's database; `where` names it for people (no password). With
- * `server`, it is the running server's own: no second server may use it meanwhile (holdServerLock,
- * holdFileLock); `close` ends both.
+ * Opens and migrates the store's database; `where` names it for people (no password). `use` says
+ * who opens it: a `server` (on SQLite the only one: a second is refused naming the first; on
+ * PostgreSQL one of any number of replicas), or `maintenance` that needs every server stopped.
+ * `close` lets the database (and its lock) go.
  */
 export async function openDatabase(
   target: DatabaseTarget,
-  opts: { server?: boolean; onIdleError?: (error: Error) => void } = {},
+  opts: { use?: 'server' | 'maintenance'; onIdleError?: (error: Error) => void } = {},
 ): Promise<{ db: Kysely<Database>; where: string; close(): Promise<void> }> {
   const where = target.kind === 'postgres' ? redactPassword(target.url) : target.path;
   let lock: { release(): Promise<void> } | null = null;
   let db: Kysely<Database> | null = null;
   try {
-    if (opts.server) lock = target.kind === 'postgres' ? await holdServerLock(target.url) : holdFileLock(`${target.path}.server.pid`);
-    db = target.kind === 'postgres' ? openPostgres(target.url, opts.onIdleError ? { onIdleError: opts.onIdleError } : {}) : openSqlite(target.path);
+    if (target.kind === 'sqlite' && opts.use) lock = holdFileLock(`${target.path}.server.pid`);
+    if (target.kind === 'postgres' && opts.use === 'maintenance') await assertNoServerRunning(target.url);
+    db =
+      target.kind === 'postgres'
+        ? openPostgres(target.url, { ...(opts.use === 'server' ? { applicationName: SERVER_APPLICATION } : {}), ...(opts.onIdleError ? { onIdleError: opts.onIdleError } : {}) })
+        : openSqlite(target.path);
     await migrateToLatest(db);
   } catch (error) {
     await db?.destroy().catch(() => undefined);

@@ -22,9 +22,9 @@ const types = {
     oid === INT8 || oid === NUMERIC ? (value: string) => Number(value) : pg.types.getTypeParser(oid, format)) as typeof pg.types.getTypeParser,
 };
 
-export function openPostgres(url: string, opts: { maxConnections?: number; onIdleError?: (error: Error) => void } = {}): Kysely<Database> {
+export function openPostgres(url: string, opts: { maxConnections?: number; applicationName?: string; onIdleError?: (error: Error) => void } = {}): Kysely<Database> {
   // A database that cannot be reached fails a query within 10 s rather than holding it (and every write queued behind it) for TCP's own timeout.
-  const pool = new pg.Pool({ connectionString: url, max: opts.maxConnections ?? 10, types, application_name: 'driftless', connectionTimeoutMillis: 10_000 });
+  const pool = new pg.Pool({ connectionString: url, max: opts.maxConnections ?? 10, types, application_name: opts.applicationName ?? 'driftless', connectionTimeoutMillis: 10_000 });
   // A connection that dies while idle (the database restarted) is dropped from the pool and replaced
   // on the next query; without a listener its error would end the process.
   pool.on('error', (error) => opts.onIdleError?.(error));
@@ -71,20 +71,25 @@ function isConflict(error: unknown): boolean {
   return code === '40001' || code === '40P01';
 }
 
+/** The name server replicas give their connections, so that maintenance can see whether any is running. */
+export const SERVER_APPLICATION = 'driftless server';
+
 /**
- * One server process per PostgreSQL database, for now: each replica keeps the documents it serves,
- * its device channels and its rollout ticks in memory, so a second server on the same database would
- * serve devices stale desired state. The first server holds a session advisory lock on a connection
- * of its own for as long as it runs; a second one is refused with a clear error instead.
+ * For maintenance that must run with every server stopped (`server rotate-key`: the replicas keep
+ * their signing key in memory): refused while any replica is connected to this database.
  */
-export async function holdServerLock(url: string): Promise<{ release(): Promise<void> }> {
-  const client = new pg.Client({ connectionString: url, application_name: 'driftless server lock' });
+export async function assertNoServerRunning(url: string): Promise<void> {
+  const client = new pg.Client({ connectionString: url, application_name: 'driftless maintenance', connectionTimeoutMillis: 10_000 });
   client.on('error', () => undefined);
   await client.connect();
-  const { rows } = await client.query<{ locked: boolean }>(`select pg_try_advisory_lock(hashtext('driftless server')) as locked`);
-  if (!rows[0]?.locked) {
+  try {
+    const { rows } = await client.query<{ n: number }>(
+      'SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = $1 AND datname = current_database()',
+      [SERVER_APPLICATION],
+    );
+    const n = rows[0]?.n ?? 0;
+    if (n > 0) throw new Error(`a driftless server is running on this database (${n} connection${n === 1 ? '' : 's'}): stop every server replica first`);
+  } finally {
     await client.end().catch(() => undefined);
-    throw new Error('another driftless server is already using this database (several server replicas on one database are not supported yet)');
   }
-  return { release: () => client.end().catch(() => undefined) };
 }

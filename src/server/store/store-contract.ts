@@ -195,6 +195,7 @@ export function describeStoreContract(engine: string, open: OpenStore): void {
       await store.putDesired({ device: 'pos-02', generation: 1, contentHash: 'h1', document: signedDoc('pos-02', 1), issuedAt: T0 });
       assert.deepEqual(await store.getDesired('pos-01'), { device: 'pos-01', generation: 2, contentHash: 'h2', document: signedDoc('pos-01', 2), issuedAt: T1 });
       assert.deepEqual((await store.listDesired()).map((d) => `${d.device}:${d.generation}`).sort(), ['pos-01:2', 'pos-02:1']);
+      assert.deepEqual((await store.listDesiredGenerations()).map((d) => ({ ...d })).sort((a, b) => a.device.localeCompare(b.device)), [{ device: 'pos-01', generation: 2 }, { device: 'pos-02', generation: 1 }]);
       assert.equal(await store.getDesired('pos-03'), null);
     });
 

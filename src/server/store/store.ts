@@ -177,6 +177,8 @@ export type Store = {
 
   getDesired(device: string): Promise<DesiredRecord | null>;
   listDesired(): Promise<DesiredRecord[]>;
+  /** Each device's current generation, without its document: what another server replica compares its cache with. */
+  listDesiredGenerations(): Promise<{ device: string; generation: number }[]>;
   putDesired(record: DesiredRecord): Promise<void>;
 
   listComponents(device?: string): Promise<ComponentRecord[]>;
@@ -547,6 +549,10 @@ function storeOn(root: Kysely<Database>, db: Db, tenant: string | null): Store {
     },
     async listDesired() {
       return (await db.selectFrom('device_desired').selectAll().$if(confined, (q) => q.where('device', 'in', tenantDevices())).execute()).map(desiredFromRow);
+    },
+    async listDesiredGenerations() {
+      const rows = await db.selectFrom('device_desired').select(['device', 'generation']).$if(confined, (q) => q.where('device', 'in', tenantDevices())).execute();
+      return rows.map((r) => ({ device: r.device, generation: Number(r.generation) }));
     },
     async putDesired(r) {
       const values = { device: r.device, generation: r.generation, content_hash: r.contentHash, document: json(r.document), issued_at: r.issuedAt };
