@@ -41,6 +41,7 @@ function buildProgram(): Command {
     .option('--admin-token <token>', 'the first admin token (default: generated and printed once)')
     .option('--enroll-token <token>', 'the fleet bootstrap enrollment token (default: generated and printed once)')
     .option('--poll-interval <seconds>', 'how often agents poll for desired state', '30')
+    .option('--advertise-url <url>', 'with several replicas: how the others reach this one, to pass on terminals and execs for devices connected here (default: its listen address)')
     .option('--resync-interval <seconds>', 'with several replicas on PostgreSQL: how often each re-reads what the others changed, in case it missed their word', '60')
     .option('--tls', 'serve HTTPS with a self-signed certificate made on first start (kept in the data directory)')
     .option('--tls-cert <file>', 'serve HTTPS with this certificate (PEM; with --tls-key)')

@@ -6,7 +6,7 @@ import { writeConfig } from './config.ts';
 import { parseDuration } from '../protocol/duration.ts';
 import { readReleasePublicKey } from './release-command.ts';
 
-export type ServerFlags = { tls?: boolean; tlsCert?: string; tlsKey?: string; data: string; listen: string; adminToken?: string; enrollToken?: string; pollInterval?: string; database?: string; resyncInterval?: string; releaseKey?: string[]; desiredStateTtl?: string };
+export type ServerFlags = { tls?: boolean; tlsCert?: string; tlsKey?: string; data: string; listen: string; adminToken?: string; enrollToken?: string; pollInterval?: string; database?: string; resyncInterval?: string; advertiseUrl?: string; releaseKey?: string[]; desiredStateTtl?: string };
 
 export function parseListen(listen: string): { host: string; port: number } {
   const match = /^(?:\[([^\]]+)\]|([^:]*)):(\d{1,5})$/.exec(listen);
@@ -52,6 +52,17 @@ export function tlsOption(flags: Pick<ServerFlags, 'tls' | 'tlsCert' | 'tlsKey'>
   return { tls: { cert, key } };
 }
 
+function parseAdvertiseUrl(value: string): string {
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    throw new DriftlessError('invalid-input', `--advertise-url: "${value}" is not a URL (http://HOST:PORT)`);
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new DriftlessError('invalid-input', `--advertise-url: "${value}" is not an http:// or https:// URL`);
+  return url.origin;
+}
+
 /** `--database URL` (else DRIFTLESS_DATABASE_URL), checked before anything starts. */
 function databaseFlag(flag: string | undefined): string | undefined {
   const url = flag ?? (process.env.DRIFTLESS_DATABASE_URL || undefined);
@@ -74,6 +85,7 @@ export async function serverCommand(flags: ServerFlags): Promise<RunningServer> 
     port,
     pollSeconds: parsePositiveSeconds('--poll-interval', flags.pollInterval, 30),
     resyncSeconds: parsePositiveSeconds('--resync-interval', flags.resyncInterval, 60),
+    ...(flags.advertiseUrl === undefined ? {} : { advertiseUrl: parseAdvertiseUrl(flags.advertiseUrl) }),
     ...tlsOption(flags),
     ...(flags.releaseKey && flags.releaseKey.length > 0 ? { releaseKeys: flags.releaseKey.map((path) => readReleasePublicKey('--release-key', path)) } : {}),
     ...(flags.desiredStateTtl === undefined ? {} : { desiredValidityMs: parseTtl(flags.desiredStateTtl) }),

@@ -95,6 +95,8 @@ export type AppDeps = {
   audit: AuditLog;
   /** Devices refused despite a valid session (pending, revoked); loaded from the store when absent. */
   deviceGate?: DeviceGate;
+  /** With several server replicas: the URL of the replica a device's channel is open to, if another one's (cluster.ts). */
+  locateDevice?: (device: string) => Promise<string | null>;
   /** The built dashboard (web/dist) to serve at `/`; null serves none (the API only). DEFAULT_DASHBOARD_DIR when absent. */
   dashboardDir?: string | null;
   /** How old a fleet snapshot the dashboard's views may answer from (fleet-index.ts); 1 s when absent. */

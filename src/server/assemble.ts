@@ -46,6 +46,8 @@ export type AssembleOptions = {
   fleetSnapshotMs?: number;
   /** The other server replicas on the same database, told what this one changes; none (singleServer) by default. */
   cluster?: Cluster;
+  /** How the other replicas reach this one (for terminal and exec passed on to it); known once it listens. */
+  advertisedUrl?: () => string | null;
 };
 
 export type Assembled = {
@@ -61,7 +63,7 @@ export type Assembled = {
   /** The audit trail the app records into. */
   audit: AuditLog;
   /** What this replica does with what the others announce (plug into the cluster). */
-  clusterHandlers: Pick<ClusterHandlers, 'onMessage' | 'onResync'>;
+  clusterHandlers: Pick<ClusterHandlers, 'onMessage' | 'onResync' | 'holds'>;
 };
 
 /** The server's parts wired together over a store, without listening: what startServer runs and what in-process tests build. */
@@ -101,6 +103,7 @@ export async function assembleServer(opts: AssembleOptions): Promise<Assembled> 
       channels.hint(await desired.reload(store, 'all'));
       await localGate.load(store);
     },
+    holds: (device) => (channels.info(device) ? (opts.advertisedUrl?.() ?? null) : null),
   };
   // After `driftless server rotate-key`: documents signed by the old key are signed anew, then every
   // tenant's desired state is recomputed (artifact signatures in it changed too).
@@ -116,6 +119,7 @@ export async function assembleServer(opts: AssembleOptions): Promise<Assembled> 
     presence,
     channels,
     deviceGate,
+    ...(opts.cluster ? { locateDevice: (device: string) => cluster.locate(device) } : {}),
     ...(opts.recordingDir === undefined ? {} : { recordings: createRecordings(opts.recordingDir, now) }),
     serverKey: { publicKey: opts.signing.publicKey, keyId: keyId(opts.signing.publicKey) },
     sessionSecret: opts.sessionSecret,

@@ -29,6 +29,8 @@ export type ServerOptions = {
   pollSeconds?: number;
   /** Replicas on PostgreSQL: how often each re-reads what the others changed, announced or not (default 60 s). */
   resyncSeconds?: number;
+  /** Replicas on PostgreSQL: how the others reach this one, to pass on a terminal or exec for a device connected here (default: its own URL). */
+  advertiseUrl?: string;
   /** How often the rollout engine ticks (default 2 s). */
   tickMs?: number;
   logger?: boolean;
@@ -68,13 +70,13 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   const database = await openDatabase(target, { use: 'server', onIdleError: (error) => process.stderr.write(`database connection lost: ${error.message}\n`) });
   // On PostgreSQL, one of any number of replicas: what arrives before the server is assembled is
   // not lost, since assembling reads everything from the database after joining.
-  const relay: Pick<ClusterHandlers, 'onMessage' | 'onResync'> = { onMessage: () => undefined, onResync: () => undefined };
+  const relay: Pick<ClusterHandlers, 'onMessage' | 'onResync' | 'holds'> = { onMessage: () => undefined, onResync: () => undefined, holds: () => null };
   let cluster: Cluster = singleServer();
   try {
     if (target.kind === 'postgres') {
       cluster = await joinPostgresCluster(
         target.url,
-        { onMessage: (m) => relay.onMessage(m), onResync: () => relay.onResync(), log: (line) => process.stderr.write(`${line}\n`) },
+        { onMessage: (m) => relay.onMessage(m), onResync: () => relay.onResync(), holds: (d) => relay.holds!(d), log: (line) => process.stderr.write(`${line}\n`) },
         { resyncEveryMs: (options.resyncSeconds ?? 60) * 1000 },
       );
     }
@@ -95,7 +97,7 @@ async function serve(
   now: () => number,
   store: Store,
   cluster: Cluster,
-  relay: Pick<ClusterHandlers, 'onMessage' | 'onResync'>,
+  relay: Pick<ClusterHandlers, 'onMessage' | 'onResync' | 'holds'>,
   closeDatabase: () => Promise<void>,
 ): Promise<RunningServer> {
 
@@ -111,10 +113,12 @@ async function serve(
         : null;
 
   const releaseKeys = await settleReleaseKeys(store, options.releaseKeys);
+  let advertised: string | null = options.advertiseUrl?.replace(/\/+$/, '') ?? null;
   const { app, presence, desired, tickRollouts, stats, clusterHandlers } = await assembleServer({
     store,
     now,
     cluster,
+    advertisedUrl: () => advertised,
     signing: { privateKey, publicKey },
     sessionSecret,
     pollSeconds: options.pollSeconds ?? 30,
@@ -147,10 +151,12 @@ async function serve(
   const address = app.server.address();
   const port = typeof address === 'object' && address ? address.port : options.port;
   const host = options.host === '0.0.0.0' || options.host === '::' ? '127.0.0.1' : options.host;
+  const url = `${tls ? 'https' : 'http'}://${host.includes(':') ? `[${host}]` : host}:${port}`;
+  advertised ??= url;
 
   return {
     app,
-    url: `${tls ? 'https' : 'http'}://${host.includes(':') ? `[${host}]` : host}:${port}`,
+    url,
     tls: tls ? { certFile: tls.certFile, fingerprint256: tls.fingerprint256, created: tls.created } : null,
     store,
     created,

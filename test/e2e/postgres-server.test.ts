@@ -3,6 +3,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import pg from 'pg';
+import WebSocket from 'ws';
 import type { ChainVerdict } from '../../src/protocol/audit-chain.ts';
 import { run } from '../support/child.ts';
 import { assertBusybox, componentOf, createFleet, DRIFTLESS, everyDevice, sleeperManifest, type Fleet, uniqueTag } from '../support/fleet.ts';
@@ -96,6 +97,16 @@ describe('the server on PostgreSQL', { timeout: 180_000 }, () => {
     await fleet.waitForDevices('version 3.0.0 healthy on every device, whichever replica it talks to', everyDevice(all, 'app', (c) => c.version === '3.0.0' && c.state === 'healthy'));
     await waitFor('the rollout of 3.0.0 complete (ticked by the replica that leads)', () => rows(`select state from rollouts where deployment = '${DEPLOYMENT}' and revision = 3`), (r) => r[0]?.state === 'complete');
 
+    // Exec and a terminal for a device connected to a, asked of b: b passes them on, a opens and records them.
+    const exec = await fleet.cli(['exec', names[0]!, '--', 'sh', '-c', 'echo relayed-$((6*7))']);
+    assert.equal(exec.code, 0, exec.stderr);
+    assert.match(exec.stdout, /relayed-42/);
+    const output = await browserTerminal(`${b.url.replace(/^http/, 'ws')}/v1/devices/${names[1]}/terminal?cols=80&rows=24`, fleet.adminToken, 'echo hi-$((6*7)); exit 3\n');
+    assert.match(output.text, /hi-42/);
+    assert.equal(output.exitCode, 3);
+    const recordings = (await (await fetch(`${a.url}/v1/recordings`, { headers: { authorization: `Bearer ${fleet.adminToken}` } })).json()) as { device: string }[];
+    assert.ok(recordings.some((r) => r.device === names[1]), `a recorded the session: ${JSON.stringify(recordings)}`);
+
     // Revoked through a: b refuses the device on its very next request.
     const revoke = await fetch(`${a.url}/v1/devices/${third}/revoke`, { method: 'POST', headers: { authorization: `Bearer ${fleet.adminToken}` } });
     assert.equal(revoke.status, 200, await revoke.text());
@@ -134,3 +145,30 @@ describe('the server on PostgreSQL', { timeout: 180_000 }, () => {
     assert.match(busy.stderr, /EADDRINUSE/);
   });
 });
+
+/** A terminal as the dashboard opens it (token as a subprotocol): types `input`, collects the output until the exit. */
+function browserTerminal(url: string, token: string, input: string): Promise<{ text: string; exitCode: number | null }> {
+  return new Promise((resolve, reject) => {
+    const socket = new WebSocket(url, ['driftless.terminal', `driftless.bearer.${token}`]);
+    let text = '';
+    const timer = setTimeout(() => {
+      socket.terminate();
+      reject(new Error(`no exit from the terminal; output so far: ${JSON.stringify(text)}`));
+    }, 30_000);
+    socket.on('message', (data) => {
+      const frame = JSON.parse(data.toString()) as { type: string; data?: string; exitCode?: number; message?: string };
+      if (frame.type === 'opened') socket.send(JSON.stringify({ type: 'input', data: Buffer.from(input).toString('base64') }));
+      else if (frame.type === 'output') text += Buffer.from(frame.data ?? '', 'base64').toString('utf8');
+      else if (frame.type === 'exit' || frame.type === 'error') {
+        clearTimeout(timer);
+        socket.close();
+        if (frame.type === 'error') reject(new Error(`terminal error: ${frame.message}`));
+        else resolve({ text, exitCode: frame.exitCode ?? null });
+      }
+    });
+    socket.on('error', (error) => {
+      clearTimeout(timer);
+      reject(error);
+    });
+  });
+}

@@ -52,6 +52,19 @@ describe('cluster of server replicas on PostgreSQL', () => {
     }
   });
 
+  test('locate: the replica holding a device answers with its URL; nobody holding it is null, soon', async () => {
+    const holder = await joinPostgresCluster(url, { onMessage: () => undefined, onResync: () => undefined, holds: (device) => (device === 'pos-7' ? 'http://10.0.0.7:7480' : null) });
+    const other = await joinPostgresCluster(url, { onMessage: () => undefined, onResync: () => undefined, holds: () => null });
+    const asker = await replica();
+    try {
+      assert.equal(await asker.cluster.locate('pos-7'), 'http://10.0.0.7:7480');
+      assert.equal(await asker.cluster.locate('pos-8', 300), null);
+      assert.equal(await holder.locate('pos-7', 300), null, 'a replica does not answer itself');
+    } finally {
+      await Promise.all([holder.close(), other.close(), asker.cluster.close()]);
+    }
+  });
+
   test('one replica leads at a time; when it is gone, another takes the lead', async () => {
     const [a, b] = [await replica(), await replica()];
     try {

@@ -23,18 +23,25 @@ export type Cluster = {
   announce(message: ClusterMessage): Promise<void>;
   /** Whether this replica runs the fleet-wide background work now. */
   leads(): Promise<boolean>;
+  /**
+   * Where another replica holding this device's channel can be reached (its URL), asked of every
+   * replica; null when none answers within `timeoutMs`.
+   */
+  locate(device: string, timeoutMs?: number): Promise<string | null>;
   close(): Promise<void>;
 };
 
 /** The one server of an SQLite store: nobody to tell, and it always leads. */
 export function singleServer(): Cluster {
-  return { id: 'single', announce: async () => undefined, leads: async () => true, close: async () => undefined };
+  return { id: 'single', announce: async () => undefined, leads: async () => true, locate: async () => null, close: async () => undefined };
 }
 
 export type ClusterHandlers = {
   onMessage(message: ClusterMessage): void | Promise<void>;
   /** Read everything back from the database: announcements may have been missed. */
   onResync(): void | Promise<void>;
+  /** This replica's URL when it holds the device's channel (for another replica's locate), else null. */
+  holds?(device: string): string | null;
   log?: (line: string) => void;
 };
 
@@ -43,7 +50,10 @@ const CHANNEL = 'driftless_cluster';
 const MAX_PAYLOAD = 7_000;
 const RESYNC_EVERY_MS = 60_000;
 
-type Wire = ClusterMessage & { from: string };
+/** Between replicas only: who holds a device's channel, and the answer to the one who asked. */
+type Question = { kind: 'where'; device: string; question: string };
+type Answer = { kind: 'here'; device: string; question: string; to: string; url: string };
+type Wire = (ClusterMessage | Question | Answer) & { from: string };
 
 export async function joinPostgresCluster(url: string, handlers: ClusterHandlers, opts: { resyncEveryMs?: number } = {}): Promise<Cluster> {
   const id = randomUUID().slice(0, 8);
@@ -63,9 +73,19 @@ export async function joinPostgresCluster(url: string, handlers: ClusterHandlers
       return;
     }
     if (wire.from === id) return;
+    if (wire.kind === 'where') {
+      const url = handlers.holds?.(wire.device) ?? null;
+      if (url) void send({ kind: 'here', device: wire.device, question: wire.question, to: wire.from, url }).catch(() => undefined);
+      return;
+    }
+    if (wire.kind === 'here') {
+      if (wire.to === id) questions.get(wire.question)?.(wire.url);
+      return;
+    }
     const { from: _from, ...message } = wire;
     void Promise.resolve(handlers.onMessage(message as ClusterMessage)).catch((error: unknown) => log(`cluster message ${message.kind} failed: ${(error as Error).message}`));
   };
+  const questions = new Map<string, (url: string) => void>();
 
   const resync = () => void Promise.resolve(handlers.onResync()).catch((error: unknown) => log(`cluster resync failed: ${(error as Error).message}`));
 
@@ -106,7 +126,7 @@ export async function joinPostgresCluster(url: string, handlers: ClusterHandlers
   const periodic = setInterval(resync, opts.resyncEveryMs ?? RESYNC_EVERY_MS);
   periodic.unref();
 
-  async function send(message: ClusterMessage): Promise<void> {
+  async function send(message: ClusterMessage | Question | Answer): Promise<void> {
     const client = listener;
     if (!client) return; // cut off: the others resync when their period comes
     await client.query('SELECT pg_notify($1, $2)', [CHANNEL, JSON.stringify({ ...message, from: id } satisfies Wire)]);
@@ -148,6 +168,25 @@ export async function joinPostgresCluster(url: string, handlers: ClusterHandlers
         return leading;
       } catch {
         return false;
+      }
+    },
+    async locate(device, timeoutMs = 1000) {
+      if (closed || !listener) return null;
+      const question = randomUUID();
+      const answered = new Promise<string | null>((resolve) => {
+        const timer = setTimeout(() => resolve(null), timeoutMs);
+        questions.set(question, (url) => {
+          clearTimeout(timer);
+          resolve(url);
+        });
+      });
+      try {
+        await send({ kind: 'where', device, question });
+        return await answered;
+      } catch {
+        return null;
+      } finally {
+        questions.delete(question);
       }
     },
     async close() {

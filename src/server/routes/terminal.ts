@@ -5,6 +5,7 @@ import { DriftlessError } from '../../protocol/errors.ts';
 import type { AppDeps } from '../app.ts';
 import { createConcurrencyLimit, type ConcurrencyLimit } from '../rate-limit.ts';
 import { relayTerminal, runExec, type SessionContext } from '../terminal/relay.ts';
+import { relayExecToReplica, relayTerminalToReplica, wasRelayed } from '../terminal/replica-relay.ts';
 
 /** Remote sessions (terminals and running execs) one caller may hold open at once. */
 const SESSIONS_PER_CALLER = 8;
@@ -42,8 +43,11 @@ export function registerTerminalRoutes(app: FastifyInstance, deps: AppDeps): voi
     (socket, request) => channels.attach(request.device!, socket),
   );
 
-  /** The device a remote session goes to: this tenant's, accepted, connected and willing. */
-  async function reachable(request: DeviceRequest, what: 'a terminal' | 'exec'): Promise<SessionContext> {
+  /**
+   * The device a remote session goes to: this tenant's, accepted, connected and willing; or, when
+   * its channel is open to another server replica, that replica's URL to pass the request on to.
+   */
+  async function reachable(request: DeviceRequest, what: 'a terminal' | 'exec'): Promise<SessionContext | { replica: string }> {
     const { name } = request.params;
     const device = await store.getDevice(name);
     const tenant = request.tenant ?? 'default';
@@ -52,6 +56,10 @@ export function registerTerminalRoutes(app: FastifyInstance, deps: AppDeps): voi
     if (device.status !== 'accepted') throw new DriftlessError('forbidden', `device "${name}" is ${device.status}; no remote sessions`);
     if (!recordings) throw new DriftlessError('unavailable', 'this server keeps no session recordings, so it opens no remote sessions');
     const info = channels.info(name);
+    if (!info && deps.locateDevice && !wasRelayed(request)) {
+      const replica = await deps.locateDevice(name);
+      if (replica) return { replica };
+    }
     if (!info) throw new DriftlessError('unavailable', `device "${name}" has no channel open to this server (offline, still connecting, or connected to another server replica); cannot open ${what}`);
     if (!info.remoteShell) throw new DriftlessError('forbidden', `device "${name}" refuses remote shells and exec by its local configuration (agent started with --no-remote-shell)`);
     return { channels, recordings, audit: deps.audit, tenant, device: name, actor: request.actor ?? 'unknown', log };
@@ -70,13 +78,19 @@ export function registerTerminalRoutes(app: FastifyInstance, deps: AppDeps): voi
         // Whatever becomes of the upgrade, the connection closing gives the turn back (release is idempotent).
         request.raw.socket.once('close', () => held.release());
         (request as unknown as { session: SessionContext; held: { release(): void } }).held = held;
-        (request as unknown as { session: SessionContext }).session = session;
+        (request as unknown as { session: SessionContext | { replica: string } }).session = session;
       },
     },
     (socket, request) => {
-      const { session: ctx, held } = request as unknown as { session: SessionContext; held: { release(): void } };
+      const { session: ctx, held } = request as unknown as { session: SessionContext | { replica: string }; held: { release(): void } };
       socket.once('close', () => held.release());
-      relayTerminal(ctx, socket, { cols: Number(request.query.cols ?? 80), rows: Number(request.query.rows ?? 24) });
+      const size = { cols: Number(request.query.cols ?? 80), rows: Number(request.query.rows ?? 24) };
+      if ('replica' in ctx) {
+        const target = `${ctx.replica.replace(/^http/, 'ws')}/v1/devices/${encodeURIComponent(request.params.name)}/terminal?cols=${size.cols}&rows=${size.rows}`;
+        relayTerminalToReplica(socket, target, request);
+      } else {
+        relayTerminal(ctx, socket, size);
+      }
     },
   );
 
@@ -100,6 +114,7 @@ export function registerTerminalRoutes(app: FastifyInstance, deps: AppDeps): voi
         if (!reply.raw.writableFinished) gone.abort();
       });
       try {
+        if ('replica' in ctx) return (await relayExecToReplica(ctx.replica, request, gone.signal)) as ExecResponse;
         return await runExec(ctx, request.body, gone.signal);
       } finally {
         held.release();
