@@ -8,7 +8,7 @@ import { resignDesired } from './keys/signing-keys.ts';
 import { createAuditLog, type AuditLog } from './audit/audit-log.ts';
 import type { ServerLogger } from './log-redaction.ts';
 import type { AuthLimitConfig } from './rate-limit.ts';
-import { createArtifactFiles } from './artifacts/artifact-files.ts';
+import { createArtifactFiles, type ArtifactFiles } from './artifacts/artifact-files.ts';
 import { createDesiredService, DEFAULT_DESIRED_VALIDITY_MS, type DesiredService } from './desired/desired-service.ts';
 import { createPresence, type Presence } from './presence.ts';
 import { createDeviceChannels, type DeviceChannels } from './terminal/device-channels.ts';
@@ -32,6 +32,8 @@ export type AssembleOptions = {
   isOnline?: (device: DeviceRecord) => boolean;
   /** Where uploaded artifacts are kept (one file per digest); none: the server refuses uploads. */
   artifactDir?: string;
+  /** Where artifacts are kept instead of artifactDir (the database, for replicas: database-files.ts). */
+  artifactFiles?: ArtifactFiles;
   /** Where terminal and exec sessions are recorded (asciicast files); none: the server opens no remote sessions. */
   recordingDir?: string;
   /** Limits on costly device requests at once; DEFAULT_ADMISSION when absent. */
@@ -111,6 +113,7 @@ export async function assembleServer(opts: AssembleOptions): Promise<Assembled> 
   await desired.warm(store);
   if (resigned > 0) for (const tenant of await store.listTenants()) await desired.change(store.forTenant(tenant.name), async () => ({ result: undefined, devices: 'all' }));
   const audit = createAuditLog({ store, now });
+  const files = artifactFiles(opts);
   const app = await buildApp({
     store,
     audit,
@@ -123,7 +126,7 @@ export async function assembleServer(opts: AssembleOptions): Promise<Assembled> 
     ...(opts.recordingDir === undefined ? {} : { recordings: createRecordings(opts.recordingDir, now) }),
     serverKey: { publicKey: opts.signing.publicKey, keyId: keyId(opts.signing.publicKey) },
     sessionSecret: opts.sessionSecret,
-    ...(opts.artifactDir === undefined ? {} : { artifacts: { files: createArtifactFiles(opts.artifactDir), signingKey: loadPrivateKey(opts.signing.privateKey) } }),
+    ...(files ? { artifacts: { files, signingKey: loadPrivateKey(opts.signing.privateKey) } } : {}),
     now,
     pollSeconds: opts.pollSeconds,
     offlineAfterMs,
@@ -160,6 +163,10 @@ export async function assembleServer(opts: AssembleOptions): Promise<Assembled> 
       }));
   };
   return { app, desired, rollouts, presence, channels, audit, tickRollouts, stats, clusterHandlers };
+}
+
+function artifactFiles(opts: AssembleOptions): ArtifactFiles | null {
+  return opts.artifactFiles ?? (opts.artifactDir === undefined ? null : createArtifactFiles(opts.artifactDir));
 }
 
 /** What the desired service needs for update trust: release keys, and how long a document is valid. */

@@ -9,6 +9,8 @@ import { assembleServer } from './assemble.ts';
 import { ensureSelfSignedCertificate, localHosts } from './tls/self-signed.ts';
 import { settleReleaseKeys } from './desired/release-keys.ts';
 import { hashToken, newSecretToken } from './auth/tokens.ts';
+import type { ArtifactFiles } from './artifacts/artifact-files.ts';
+import { createDatabaseArtifactFiles } from './artifacts/database-files.ts';
 import { joinPostgresCluster, singleServer, type Cluster, type ClusterHandlers } from './cluster/cluster.ts';
 import { openDatabase, parseDatabaseUrl, type DatabaseTarget } from './store/open.ts';
 
@@ -80,7 +82,9 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
         { resyncEveryMs: (options.resyncSeconds ?? 60) * 1000 },
       );
     }
-    return await serve(options, now, createSqlStore(database.db), cluster, relay, async () => {
+    // Replicas share artifacts through the database; a lone SQLite server keeps them in its data directory.
+    const artifactFiles = target.kind === 'postgres' ? createDatabaseArtifactFiles(database.db) : null;
+    return await serve(options, now, createSqlStore(database.db), cluster, relay, artifactFiles, async () => {
       await cluster.close();
       await database.close();
     });
@@ -98,6 +102,7 @@ async function serve(
   store: Store,
   cluster: Cluster,
   relay: Pick<ClusterHandlers, 'onMessage' | 'onResync' | 'holds'>,
+  artifactFiles: ArtifactFiles | null,
   closeDatabase: () => Promise<void>,
 ): Promise<RunningServer> {
 
@@ -122,7 +127,7 @@ async function serve(
     signing: { privateKey, publicKey },
     sessionSecret,
     pollSeconds: options.pollSeconds ?? 30,
-    artifactDir: join(options.dataDir, 'artifacts'),
+    ...(artifactFiles ? { artifactFiles } : { artifactDir: join(options.dataDir, 'artifacts') }),
     ...(tls ? { tls: { cert: tls.cert, key: tls.key } } : {}),
     recordingDir: join(options.dataDir, 'recordings'),
     ...(releaseKeys.length > 0 ? { releaseKeys } : {}),

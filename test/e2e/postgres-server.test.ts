@@ -107,6 +107,20 @@ describe('the server on PostgreSQL', { timeout: 180_000 }, () => {
     const recordings = (await (await fetch(`${a.url}/v1/recordings`, { headers: { authorization: `Bearer ${fleet.adminToken}` } })).json()) as { device: string }[];
     assert.ok(recordings.some((r) => r.device === names[1]), `a recorded the session: ${JSON.stringify(recordings)}`);
 
+    // An artifact uploaded through a is kept in the database, where b reads it too.
+    const bytes = Buffer.from(`agent bundle ${tag}\n`.repeat(1000));
+    const upload = await fetch(`${a.url}/v1/artifacts?name=bundle-${tag}&version=1.0.0`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${fleet.adminToken}`, 'content-type': 'application/octet-stream' },
+      body: bytes,
+    });
+    assert.equal(upload.status, 201, await upload.clone().text());
+    const { sha256 } = (await upload.json()) as { sha256: string };
+    const [stored] = await rows(`select sum(length(data))::int as bytes from file_chunks where key = '${sha256}'`);
+    assert.equal(stored?.bytes, bytes.length);
+    assert.equal(existsSync(join(a.dataDir, 'artifacts', sha256)), false, 'not in the data directory of the replica that took it');
+    assert.ok(((await fleet.api('/v1/artifacts')).body as { sha256: string }[]).some((x) => x.sha256 === sha256), 'listed through b');
+
     // Revoked through a: b refuses the device on its very next request.
     const revoke = await fetch(`${a.url}/v1/devices/${third}/revoke`, { method: 'POST', headers: { authorization: `Bearer ${fleet.adminToken}` } });
     assert.equal(revoke.status, 200, await revoke.text());

@@ -25,7 +25,7 @@ describe('artifact files', () => {
     assert.equal(sha256, sha256Hex(Buffer.concat(parts)));
     assert.equal(size, 70_010);
     assert.deepEqual(readFileSync(join(dir, sha256)), Buffer.concat(parts));
-    assert.equal(files.open(sha256)?.size, 70_010);
+    assert.equal((await files.open(sha256))?.size, 70_010);
   });
 
   test('a failed, short or oversized upload leaves no file; a stray temporary file is removed at start', async () => {
@@ -40,9 +40,9 @@ describe('artifact files', () => {
     assert.deepEqual(readdirSync(dir).sort(), before);
   });
 
-  test('names that are not digests are refused, never joined into a path', () => {
+  test('names that are not digests are refused, never joined into a path', async () => {
     const files = createArtifactFiles(dir);
-    assert.throws(() => files.open('../../etc/passwd'), /not a SHA-256 digest/);
-    assert.equal(files.open('0'.repeat(64)), null);
+    await assert.rejects(files.open('../../etc/passwd'), /not a SHA-256 digest/);
+    assert.equal(await files.open('0'.repeat(64)), null);
   });
 });

@@ -50,7 +50,7 @@ export function registerArtifactRoutes(app: FastifyInstance, deps: RouteDeps): v
         const taken = (await store.listArtifacts()).find((a) => a.name === name && a.version === version);
         if (taken) {
           // The file is named by its digest alone: another tenant may hold the same bytes.
-          if (!(await deps.serverStore.getArtifact(sha256))) files.remove(sha256);
+          if (!(await deps.serverStore.getArtifact(sha256))) await files.remove(sha256);
           throw new DriftlessError('conflict', `${name} ${version} already exists with other bytes (${taken.sha256}); give the new upload another version`);
         }
         const statement = { name, version, sha256, size };
@@ -71,7 +71,7 @@ export function registerArtifactRoutes(app: FastifyInstance, deps: RouteDeps): v
     { config: { access: 'device' }, schema: { tags: ['device'], summary: "An artifact's bytes, by digest", params: DigestParams } },
     async (request, reply) => {
       const sha256 = request.params.digest;
-      const file = (await store.getArtifact(sha256)) ? artifacts().files.open(sha256) : null;
+      const file = (await store.getArtifact(sha256)) ? await artifacts().files.open(sha256) : null;
       if (!file) throw new DriftlessError('not-found', `no artifact ${sha256}`);
       return reply.type('application/octet-stream').header('content-length', String(file.size)).send(file.stream);
     },

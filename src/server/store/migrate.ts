@@ -7,6 +7,7 @@ import * as telemetry from './migrations/004-telemetry.ts';
 import * as artifacts from './migrations/005-artifacts.ts';
 import * as tenants from './migrations/006-tenants.ts';
 import * as audit from './migrations/007-audit.ts';
+import * as sharedFiles from './migrations/008-shared-files.ts';
 
 /** Migrations are listed here explicitly, in order, so a bundle or single executable carries them. */
 const migrations: Record<string, Migration> = {
@@ -17,6 +18,7 @@ const migrations: Record<string, Migration> = {
   '005-artifacts': artifacts,
   '006-tenants': tenants,
   '007-audit': audit,
+  '008-shared-files': sharedFiles,
 };
 
 /** Brings the store's schema to the newest migration; the migrations themselves are untyped (they describe the change). */

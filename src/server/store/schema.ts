@@ -145,4 +145,6 @@ export type Database = {
   };
   /** Each tenant's newest audit entry, written with it. */
   audit_heads: { tenant: string; seq: number; hash: string };
+  /** Files all server replicas share (PostgreSQL only), in ordered pieces. */
+  file_chunks: { key: string; n: number; data: Uint8Array };
 };
