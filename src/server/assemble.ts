@@ -12,7 +12,7 @@ import { createArtifactFiles, type ArtifactFiles } from './artifacts/artifact-fi
 import { createDesiredService, DEFAULT_DESIRED_VALIDITY_MS, type DesiredService } from './desired/desired-service.ts';
 import { createPresence, type Presence } from './presence.ts';
 import { createDeviceChannels, type DeviceChannels } from './terminal/device-channels.ts';
-import { createRecordings } from './terminal/recordings.ts';
+import { createRecordings, type Recordings } from './terminal/recordings.ts';
 import { createRolloutEngine, type RolloutEngine } from './rollout/rollout-engine.ts';
 import type { DeviceRecord, Store } from './store/store.ts';
 
@@ -36,6 +36,8 @@ export type AssembleOptions = {
   artifactFiles?: ArtifactFiles;
   /** Where terminal and exec sessions are recorded (asciicast files); none: the server opens no remote sessions. */
   recordingDir?: string;
+  /** Where sessions are recorded instead of recordingDir (the database, for replicas: database-recordings.ts). */
+  recordings?: Recordings;
   /** Limits on costly device requests at once; DEFAULT_ADMISSION when absent. */
   admission?: AdmissionConfig;
   /** Release public keys (SPKI, base64) devices pin; their components must then be signed releases. */
@@ -123,7 +125,7 @@ export async function assembleServer(opts: AssembleOptions): Promise<Assembled> 
     channels,
     deviceGate,
     ...(opts.cluster ? { locateDevice: (device: string) => cluster.locate(device) } : {}),
-    ...(opts.recordingDir === undefined ? {} : { recordings: createRecordings(opts.recordingDir, now) }),
+    ...(opts.recordings ? { recordings: opts.recordings } : opts.recordingDir === undefined ? {} : { recordings: createRecordings(opts.recordingDir, now) }),
     serverKey: { publicKey: opts.signing.publicKey, keyId: keyId(opts.signing.publicKey) },
     sessionSecret: opts.sessionSecret,
     ...(files ? { artifacts: { files, signingKey: loadPrivateKey(opts.signing.privateKey) } } : {}),

@@ -11,6 +11,8 @@ import { settleReleaseKeys } from './desired/release-keys.ts';
 import { hashToken, newSecretToken } from './auth/tokens.ts';
 import type { ArtifactFiles } from './artifacts/artifact-files.ts';
 import { createDatabaseArtifactFiles } from './artifacts/database-files.ts';
+import { createDatabaseRecordings } from './terminal/database-recordings.ts';
+import type { Recordings } from './terminal/recordings.ts';
 import { joinPostgresCluster, singleServer, type Cluster, type ClusterHandlers } from './cluster/cluster.ts';
 import { openDatabase, parseDatabaseUrl, type DatabaseTarget } from './store/open.ts';
 
@@ -82,9 +84,12 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
         { resyncEveryMs: (options.resyncSeconds ?? 60) * 1000 },
       );
     }
-    // Replicas share artifacts through the database; a lone SQLite server keeps them in its data directory.
-    const artifactFiles = target.kind === 'postgres' ? createDatabaseArtifactFiles(database.db) : null;
-    return await serve(options, now, createSqlStore(database.db), cluster, relay, artifactFiles, async () => {
+    // Replicas share artifacts and session recordings through the database; a lone SQLite server keeps them in its data directory.
+    const shared =
+      target.kind === 'postgres'
+        ? { artifactFiles: createDatabaseArtifactFiles(database.db), recordings: createDatabaseRecordings(database.db, now, (line) => process.stderr.write(`${line}\n`)) }
+        : null;
+    return await serve(options, now, createSqlStore(database.db), cluster, relay, shared, async () => {
       await cluster.close();
       await database.close();
     });
@@ -102,7 +107,7 @@ async function serve(
   store: Store,
   cluster: Cluster,
   relay: Pick<ClusterHandlers, 'onMessage' | 'onResync' | 'holds'>,
-  artifactFiles: ArtifactFiles | null,
+  shared: { artifactFiles: ArtifactFiles; recordings: Recordings } | null,
   closeDatabase: () => Promise<void>,
 ): Promise<RunningServer> {
 
@@ -127,9 +132,8 @@ async function serve(
     signing: { privateKey, publicKey },
     sessionSecret,
     pollSeconds: options.pollSeconds ?? 30,
-    ...(artifactFiles ? { artifactFiles } : { artifactDir: join(options.dataDir, 'artifacts') }),
+    ...(shared ?? { artifactDir: join(options.dataDir, 'artifacts'), recordingDir: join(options.dataDir, 'recordings') }),
     ...(tls ? { tls: { cert: tls.cert, key: tls.key } } : {}),
-    recordingDir: join(options.dataDir, 'recordings'),
     ...(releaseKeys.length > 0 ? { releaseKeys } : {}),
     ...(options.desiredValidityMs === undefined ? {} : { desiredValidityMs: options.desiredValidityMs }),
     ...(options.admission ? { admission: options.admission } : {}),

@@ -104,8 +104,12 @@ describe('the server on PostgreSQL', { timeout: 180_000 }, () => {
     const output = await browserTerminal(`${b.url.replace(/^http/, 'ws')}/v1/devices/${names[1]}/terminal?cols=80&rows=24`, fleet.adminToken, 'echo hi-$((6*7)); exit 3\n');
     assert.match(output.text, /hi-42/);
     assert.equal(output.exitCode, 3);
-    const recordings = (await (await fetch(`${a.url}/v1/recordings`, { headers: { authorization: `Bearer ${fleet.adminToken}` } })).json()) as { device: string }[];
-    assert.ok(recordings.some((r) => r.device === names[1]), `a recorded the session: ${JSON.stringify(recordings)}`);
+    // a recorded it, in the database: b lists and reads it.
+    const recordings = (await fleet.api('/v1/recordings')).body as { id: string; kind: string; device: string }[];
+    const recording = recordings.find((r) => r.device === names[1] && r.kind === 'terminal');
+    assert.ok(recording, `the session is listed through b: ${JSON.stringify(recordings)}`);
+    assert.match((await fleet.api(`/v1/recordings/${recording.id}`)).text, /hi-42/);
+    assert.equal(existsSync(join(a.dataDir, 'recordings')), false, 'not in a data directory');
 
     // An artifact uploaded through a is kept in the database, where b reads it too.
     const bytes = Buffer.from(`agent bundle ${tag}\n`.repeat(1000));
