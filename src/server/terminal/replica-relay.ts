@@ -63,6 +63,7 @@ export function relayTerminalToReplica(operator: WebSocket, target: string, requ
         // Not the API's error shape: the status says it.
       }
       fail(message);
+      upstream.terminate();
     });
   });
   upstream.on('error', (error) => fail(`the server replica holding the device's channel cannot be reached: ${error.message}`));
