@@ -10,8 +10,8 @@ import pg from 'pg';
  * scripts/setup-system.sh), its own data directory and port, started with initdb + postgres and
  * removed on stop. As root (CI) it runs as the `postgres` user, which initdb insists on.
  *
- * Durability settings are off (fsync, synchronous_commit): these tests check what the store does
- * on PostgreSQL, not the disk; SQLite's durability has its own tests.
+ * Durability settings are off (fsync, synchronous_commit) unless asked for: these tests check what
+ * the store does on PostgreSQL, not the disk; SQLite's durability has its own tests.
  */
 export type TestPostgres = {
   /** postgres://… of the server's `postgres` database. */
@@ -55,7 +55,8 @@ function runAs(): { uid?: number; gid?: number; owner?: [number, number] } {
   return { uid, gid, owner: [uid, gid] };
 }
 
-export async function startTestPostgres(): Promise<TestPostgres> {
+/** `durable`: fsync and synchronous commits on, as a production server runs (for benchmarks). */
+export async function startTestPostgres(opts: { durable?: boolean } = {}): Promise<TestPostgres> {
   const bin = postgresBinDir();
   if (!bin) throw new Error('PostgreSQL is not installed: run `bash scripts/setup-system.sh` (it installs Debian\'s postgresql)');
   const as = runAs();
@@ -68,7 +69,7 @@ export async function startTestPostgres(): Promise<TestPostgres> {
   const port = await freePort();
   const server: ChildProcess = spawn(
     join(bin, 'postgres'),
-    ['-D', data, '-p', String(port), '-k', dir, '-c', 'listen_addresses=127.0.0.1', '-c', 'fsync=off', '-c', 'synchronous_commit=off', '-c', 'full_page_writes=off', '-c', 'max_connections=200'],
+    ['-D', data, '-p', String(port), '-k', dir, '-c', 'listen_addresses=127.0.0.1', ...(opts.durable ? [] : ['-c', 'fsync=off', '-c', 'synchronous_commit=off', '-c', 'full_page_writes=off']), '-c', 'max_connections=200'],
     { ...ids, stdio: ['ignore', 'ignore', 'pipe'] },
   );
   let log = '';
