@@ -1,9 +1,8 @@
 import { randomUUID } from 'node:crypto';
-import { StringDecoder } from 'node:string_decoder';
 import { sql, type Kysely } from 'kysely';
 import type { Recording } from '../../protocol/channel.ts';
 import type { Database } from '../store/schema.ts';
-import { castEvent, castHeader, parseCastHeader, RECORDING_ID, type Recordings } from './recordings.ts';
+import { castRecorder, parseCastHeader, RECORDING_ID, type Recordings } from './recordings.ts';
 
 const KEY_PREFIX = 'recording:';
 /** Output is written in pieces of about this size, or at least this often, and when the session ends. */
@@ -21,13 +20,10 @@ export function createDatabaseRecordings(db: Kysely<Database>, now: () => number
     start(what) {
       const id = randomUUID();
       const key = `${KEY_PREFIX}${id}`;
-      const startedAtMs = now();
-      const decoder = new StringDecoder('utf8');
       let n = 0;
       let written: Promise<void> = Promise.resolve();
       let buffered: string[] = [];
       let bufferedBytes = 0;
-      let closed = false;
       // One write at a time, in order; a failed one is logged, and the session goes on.
       const put = (text: string) => {
         const piece = n++;
@@ -43,34 +39,27 @@ export function createDatabaseRecordings(db: Kysely<Database>, now: () => number
         buffered = [];
         bufferedBytes = 0;
       };
-      const line = (text: string) => {
-        if (closed) return;
-        buffered.push(`${text}\n`);
-        bufferedBytes += text.length + 1;
-        if (bufferedBytes >= FLUSH_BYTES) flush();
-      };
-      put(`${castHeader(what, startedAtMs)}\n`);
       const timer = setInterval(flush, FLUSH_MS);
       timer.unref();
-      return {
-        id,
-        output(data) {
-          const text = decoder.write(data);
-          if (text) line(castEvent(now() - startedAtMs, 'o', text));
+      let header = true;
+      return castRecorder(id, what, now, {
+        line(text) {
+          // The header line is a piece of its own: listing reads piece 0 alone.
+          if (header) {
+            header = false;
+            put(text);
+            return;
+          }
+          buffered.push(text);
+          bufferedBytes += text.length;
+          if (bufferedBytes >= FLUSH_BYTES) flush();
         },
-        resize(cols, rows) {
-          line(castEvent(now() - startedAtMs, 'r', `${cols}x${rows}`));
-        },
-        async close() {
-          if (closed) return;
-          const rest = decoder.end();
-          if (rest) line(castEvent(now() - startedAtMs, 'o', rest));
-          closed = true;
+        async end() {
           clearInterval(timer);
           flush();
           await written;
         },
-      };
+      });
     },
 
     async list() {

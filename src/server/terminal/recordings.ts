@@ -99,36 +99,48 @@ export function parseCastHeader(id: string, line: string, bytes: number): Record
   }
 }
 
+/**
+ * One session's recording as lines of asciicast text: its header at once, then its output (a
+ * character split across chunks written whole) and resizes; `end` runs once, after the last line.
+ * Where the lines go (a file, the database) is the caller's.
+ */
+export function castRecorder(id: string, what: RecordingStart, now: () => number, sink: { line(text: string): void; end(): Promise<void> }): RecordingWriter {
+  const startedAtMs = now();
+  const decoder = new StringDecoder('utf8');
+  let closed = false;
+  const line = (text: string) => {
+    if (!closed) sink.line(`${text}\n`);
+  };
+  line(castHeader(what, startedAtMs));
+  return {
+    id,
+    output(data) {
+      const text = decoder.write(data);
+      if (text) line(castEvent(now() - startedAtMs, 'o', text));
+    },
+    resize(cols, rows) {
+      line(castEvent(now() - startedAtMs, 'r', `${cols}x${rows}`));
+    },
+    async close() {
+      if (closed) return;
+      const rest = decoder.end();
+      if (rest) line(castEvent(now() - startedAtMs, 'o', rest));
+      closed = true;
+      await sink.end();
+    },
+  };
+}
+
 export function createRecordings(dir: string, now: () => number = Date.now): Recordings {
   return {
     start(what) {
       mkdirSync(dir, { recursive: true, mode: 0o700 });
       const id = randomUUID();
-      const startedAtMs = now();
       const file = createWriteStream(join(dir, `${id}.cast`), { flags: 'wx', mode: 0o600 });
-      const decoder = new StringDecoder('utf8');
-      let closed = false;
-      const line = (text: string) => {
-        if (!closed) file.write(`${text}\n`);
-      };
-      line(castHeader(what, startedAtMs));
-      return {
-        id,
-        output(data) {
-          const text = decoder.write(data);
-          if (text) line(castEvent(now() - startedAtMs, 'o', text));
-        },
-        resize(cols, rows) {
-          line(castEvent(now() - startedAtMs, 'r', `${cols}x${rows}`));
-        },
-        async close() {
-          if (closed) return;
-          const rest = decoder.end();
-          if (rest) line(castEvent(now() - startedAtMs, 'o', rest));
-          closed = true;
-          await new Promise<void>((resolve, reject) => file.end((error?: Error | null) => (error ? reject(error) : resolve())));
-        },
-      };
+      return castRecorder(id, what, now, {
+        line: (text) => void file.write(text),
+        end: () => new Promise<void>((resolve, reject) => file.end((error?: Error | null) => (error ? reject(error) : resolve()))),
+      });
     },
 
     async list() {

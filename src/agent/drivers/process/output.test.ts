@@ -10,17 +10,18 @@ import { emptyIfRead, readOutput } from './output.ts';
 
 type Cursor = Record<string, unknown> | null;
 
-describe('readOutput', () => {
-  let dir: string;
-  let file: string;
-  let rotated: string;
+// Every test gets a directory of its own with the output file's two names in it.
+let dir: string;
+let file: string;
+let rotated: string;
+beforeEach(() => {
+  dir = mkdtempSync(join(tmpdir(), 'driftless-output-'));
+  file = join(dir, 'output.log');
+  rotated = join(dir, 'output.log.1');
+});
+afterEach(() => rmSync(dir, { recursive: true, force: true }));
 
-  beforeEach(() => {
-    dir = mkdtempSync(join(tmpdir(), 'driftless-output-'));
-    file = join(dir, 'output.log');
-    rotated = join(dir, 'output.log.1');
-  });
-  afterEach(() => rmSync(dir, { recursive: true, force: true }));
+describe('readOutput', () => {
 
   /** Reads until a read brings no line, as the telemetry collector does; returns every line and the last cursor. */
   async function drain(cursor: Cursor, maxBytes = 64 * 1024): Promise<{ lines: string[]; cursor: Cursor }> {
@@ -200,15 +201,6 @@ describe('readOutput', () => {
 });
 
 describe('emptyIfRead: a running process\'s output file stays bounded', () => {
-  let dir: string;
-  let file: string;
-  let rotated: string;
-  beforeEach(() => {
-    dir = mkdtempSync(join(tmpdir(), 'driftless-output-'));
-    file = join(dir, 'output.log');
-    rotated = join(dir, 'output.log.1');
-  });
-  afterEach(() => rmSync(dir, { recursive: true, force: true }));
 
   const lines = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => `line-${from + i}`);
   const text = (list: string[]) => list.map((l) => `${l}\n`).join('');
