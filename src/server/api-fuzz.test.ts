@@ -14,6 +14,7 @@ import { migrateToLatest } from './store/migrate.ts';
 import { openSqlite } from './store/sqlite.ts';
 import { createSqlStore } from './store/store.ts';
 import { pathsOf, replaced, routesOf } from '../../test/support/hostile-input.ts';
+import { createArtifactFiles } from './artifacts/artifact-files.ts';
 
 /**
  * The whole API, fed random and hostile requests in process: any registered route (found from the
@@ -142,7 +143,7 @@ async function harness(): Promise<Harness> {
     sessionSecret: randomBytes(32),
     pollSeconds: 30,
     isOnline: () => true,
-    artifactDir,
+    artifactFiles: createArtifactFiles(artifactDir),
     // Failures are the point here: the rate limiter must not end the fuzzing early.
     authLimits: { perSource: { capacity: 1e9, refillPerSecond: 1e9 }, perIdentity: { capacity: 1e9, refillPerSecond: 1e9 }, attemptCost: 1, failureCost: 1 },
   });

@@ -8,11 +8,11 @@ import { resignDesired } from './keys/signing-keys.ts';
 import { createAuditLog, type AuditLog } from './audit/audit-log.ts';
 import type { ServerLogger } from './log-redaction.ts';
 import type { AuthLimitConfig } from './rate-limit.ts';
-import { createArtifactFiles, type ArtifactFiles } from './artifacts/artifact-files.ts';
+import type { ArtifactFiles } from './artifacts/artifact-files.ts';
 import { createDesiredService, DEFAULT_DESIRED_VALIDITY_MS, type DesiredService } from './desired/desired-service.ts';
 import { createPresence, type Presence } from './presence.ts';
 import { createDeviceChannels, type DeviceChannels } from './terminal/device-channels.ts';
-import { createRecordings, type Recordings } from './terminal/recordings.ts';
+import type { Recordings } from './terminal/recordings.ts';
 import { createRolloutEngine, type RolloutEngine } from './rollout/rollout-engine.ts';
 import type { DeviceRecord, Store } from './store/store.ts';
 
@@ -30,13 +30,9 @@ export type AssembleOptions = {
   authLimits?: AuthLimitConfig;
   /** Who counts as online for the rollout engine; by default, heard from within three polls. */
   isOnline?: (device: DeviceRecord) => boolean;
-  /** Where uploaded artifacts are kept (one file per digest); none: the server refuses uploads. */
-  artifactDir?: string;
-  /** Where artifacts are kept instead of artifactDir (the database, for replicas: database-files.ts). */
+  /** Where uploaded artifacts are kept (files by digest, or the database for replicas); none: the server refuses uploads. */
   artifactFiles?: ArtifactFiles;
-  /** Where terminal and exec sessions are recorded (asciicast files); none: the server opens no remote sessions. */
-  recordingDir?: string;
-  /** Where sessions are recorded instead of recordingDir (the database, for replicas: database-recordings.ts). */
+  /** Where terminal and exec sessions are recorded (files, or the database for replicas); none: the server opens no remote sessions. */
   recordings?: Recordings;
   /** Limits on costly device requests at once; DEFAULT_ADMISSION when absent. */
   admission?: AdmissionConfig;
@@ -50,8 +46,6 @@ export type AssembleOptions = {
   fleetSnapshotMs?: number;
   /** The other server replicas on the same database, told what this one changes; none (singleServer) by default. */
   cluster?: Cluster;
-  /** How the other replicas reach this one (for terminal and exec passed on to it); known once it listens. */
-  advertisedUrl?: () => string | null;
 };
 
 export type Assembled = {
@@ -67,7 +61,7 @@ export type Assembled = {
   /** The audit trail the app records into. */
   audit: AuditLog;
   /** What this replica does with what the others announce (plug into the cluster). */
-  clusterHandlers: Pick<ClusterHandlers, 'onMessage' | 'onResync' | 'holds'>;
+  clusterHandlers: ClusterHandlers;
 };
 
 /** The server's parts wired together over a store, without listening: what startServer runs and what in-process tests build. */
@@ -107,7 +101,7 @@ export async function assembleServer(opts: AssembleOptions): Promise<Assembled> 
       channels.hint(await desired.reload(store, 'all'));
       await localGate.load(store);
     },
-    holds: (device) => (channels.info(device) ? (opts.advertisedUrl?.() ?? null) : null),
+    holds: (device) => channels.info(device) !== null,
   };
   // After `driftless server rotate-key`: documents signed by the old key are signed anew, then every
   // tenant's desired state is recomputed (artifact signatures in it changed too).
@@ -115,7 +109,6 @@ export async function assembleServer(opts: AssembleOptions): Promise<Assembled> 
   await desired.warm(store);
   if (resigned > 0) for (const tenant of await store.listTenants()) await desired.change(store.forTenant(tenant.name), async () => ({ result: undefined, devices: 'all' }));
   const audit = createAuditLog({ store, now });
-  const files = artifactFiles(opts);
   const app = await buildApp({
     store,
     audit,
@@ -125,10 +118,10 @@ export async function assembleServer(opts: AssembleOptions): Promise<Assembled> 
     channels,
     deviceGate,
     ...(opts.cluster ? { locateDevice: (device: string) => cluster.locate(device) } : {}),
-    ...(opts.recordings ? { recordings: opts.recordings } : opts.recordingDir === undefined ? {} : { recordings: createRecordings(opts.recordingDir, now) }),
+    ...(opts.recordings ? { recordings: opts.recordings } : {}),
     serverKey: { publicKey: opts.signing.publicKey, keyId: keyId(opts.signing.publicKey) },
     sessionSecret: opts.sessionSecret,
-    ...(files ? { artifacts: { files, signingKey: loadPrivateKey(opts.signing.privateKey) } } : {}),
+    ...(opts.artifactFiles ? { artifacts: { files: opts.artifactFiles, signingKey: loadPrivateKey(opts.signing.privateKey) } } : {}),
     now,
     pollSeconds: opts.pollSeconds,
     offlineAfterMs,
@@ -165,10 +158,6 @@ export async function assembleServer(opts: AssembleOptions): Promise<Assembled> 
       }));
   };
   return { app, desired, rollouts, presence, channels, audit, tickRollouts, stats, clusterHandlers };
-}
-
-function artifactFiles(opts: AssembleOptions): ArtifactFiles | null {
-  return opts.artifactFiles ?? (opts.artifactDir === undefined ? null : createArtifactFiles(opts.artifactDir));
 }
 
 /** What the desired service needs for update trust: release keys, and how long a document is valid. */

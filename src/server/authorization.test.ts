@@ -12,6 +12,7 @@ import { hashToken } from './auth/tokens.ts';
 import { migrateToLatest } from './store/migrate.ts';
 import { openSqlite } from './store/sqlite.ts';
 import { createSqlStore, type Store } from './store/store.ts';
+import { createArtifactFiles } from './artifacts/artifact-files.ts';
 
 /**
  * The route × role × tenant walk. Every route the server registers must be classified in RULES
@@ -188,7 +189,7 @@ async function harness(): Promise<Harness> {
   // The walk makes hundreds of refused calls from one address: the rate limit on failed authentication is another test's subject.
   const unlimited = { capacity: 1e9, refillPerSecond: 1e9 };
   const authLimits = { perSource: unlimited, perIdentity: unlimited, attemptCost: 1, failureCost: 1 };
-  const { app } = await assembleServer({ store, now: () => START, signing: generateKeyPair(), sessionSecret: randomBytes(32), pollSeconds: 30, isOnline: () => true, artifactDir, authLimits });
+  const { app } = await assembleServer({ store, now: () => START, signing: generateKeyPair(), sessionSecret: randomBytes(32), pollSeconds: 30, isOnline: () => true, artifactFiles: createArtifactFiles(artifactDir), authLimits });
   await app.ready();
   return {
     app,

@@ -9,16 +9,19 @@ import { assembleServer } from './assemble.ts';
 import { ensureSelfSignedCertificate, localHosts } from './tls/self-signed.ts';
 import { settleReleaseKeys } from './desired/release-keys.ts';
 import { hashToken, newSecretToken } from './auth/tokens.ts';
-import type { ArtifactFiles } from './artifacts/artifact-files.ts';
+import type { Kysely } from 'kysely';
+import { createArtifactFiles, type ArtifactFiles } from './artifacts/artifact-files.ts';
 import { createDatabaseArtifactFiles } from './artifacts/database-files.ts';
 import { createDatabaseRecordings } from './terminal/database-recordings.ts';
-import type { Recordings } from './terminal/recordings.ts';
-import { joinPostgresCluster, singleServer, type Cluster, type ClusterHandlers } from './cluster/cluster.ts';
-import { openDatabase, parseDatabaseUrl, type DatabaseTarget } from './store/open.ts';
+import { createRecordings, type Recordings } from './terminal/recordings.ts';
+import { joinPostgresCluster, singleServer, type Cluster } from './cluster/cluster.ts';
+import { openDatabase, parseDatabaseUrl, type DatabaseTarget, type OpenDatabase } from './store/open.ts';
+import { isPostgres } from './store/postgres.ts';
+import type { Database } from './store/schema.ts';
+import { createSqlStore, type Store } from './store/store.ts';
 
 /** For the CLI: `--database` checked before anything starts, and shown without its password. */
 export { parseDatabaseUrl, redactPassword } from './store/open.ts';
-import { createSqlStore, type Store } from './store/store.ts';
 
 export type ServerOptions = {
   dataDir: string;
@@ -72,27 +75,11 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   mkdirSync(options.dataDir, { recursive: true, mode: 0o700 });
   const target = databaseTarget(options.dataDir, options.database);
   const database = await openDatabase(target, { use: 'server', onIdleError: (error) => process.stderr.write(`database connection lost: ${error.message}\n`) });
-  // On PostgreSQL, one of any number of replicas: what arrives before the server is assembled is
-  // not lost, since assembling reads everything from the database after joining.
-  const relay: Pick<ClusterHandlers, 'onMessage' | 'onResync' | 'holds'> = { onMessage: () => undefined, onResync: () => undefined, holds: () => null };
   let cluster: Cluster = singleServer();
   try {
-    if (target.kind === 'postgres') {
-      cluster = await joinPostgresCluster(
-        target.url,
-        { onMessage: (m) => relay.onMessage(m), onResync: () => relay.onResync(), holds: (d) => relay.holds!(d), log: (line) => process.stderr.write(`${line}\n`) },
-        { resyncEveryMs: (options.resyncSeconds ?? 60) * 1000 },
-      );
-    }
-    // Replicas share artifacts and session recordings through the database; a lone SQLite server keeps them in its data directory.
-    const shared =
-      target.kind === 'postgres'
-        ? { artifactFiles: createDatabaseArtifactFiles(database.db), recordings: createDatabaseRecordings(database.db, now, (line) => process.stderr.write(`${line}\n`)) }
-        : null;
-    return await serve(options, now, createSqlStore(database.db), cluster, relay, shared, async () => {
-      await cluster.close();
-      await database.close();
-    });
+    // On PostgreSQL, one of any number of replicas.
+    if (target.kind === 'postgres') cluster = await joinPostgresCluster(target.url, { resyncEveryMs: (options.resyncSeconds ?? 60) * 1000, log: (line) => process.stderr.write(`${line}\n`) });
+    return await serve(options, now, database, cluster);
   } catch (error) {
     // Nothing half-started stays behind: the database (and its server lock) is let go.
     await cluster.close().catch(() => undefined);
@@ -101,16 +88,17 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   }
 }
 
-async function serve(
-  options: ServerOptions,
-  now: () => number,
-  store: Store,
-  cluster: Cluster,
-  relay: Pick<ClusterHandlers, 'onMessage' | 'onResync' | 'holds'>,
-  shared: { artifactFiles: ArtifactFiles; recordings: Recordings } | null,
-  closeDatabase: () => Promise<void>,
-): Promise<RunningServer> {
+/**
+ * Where artifacts and session recordings are kept: in the database on PostgreSQL, which every
+ * replica shares; in the data directory of a lone SQLite server.
+ */
+function sharedFiles(options: ServerOptions, db: Kysely<Database>, now: () => number): { artifactFiles: ArtifactFiles; recordings: Recordings } {
+  if (isPostgres(db)) return { artifactFiles: createDatabaseArtifactFiles(db), recordings: createDatabaseRecordings(db, now, (line) => process.stderr.write(`${line}\n`)) };
+  return { artifactFiles: createArtifactFiles(join(options.dataDir, 'artifacts')), recordings: createRecordings(join(options.dataDir, 'recordings'), now) };
+}
 
+async function serve(options: ServerOptions, now: () => number, database: OpenDatabase, cluster: Cluster): Promise<RunningServer> {
+  const store = createSqlStore(database.db);
   const signing = await loadOrCreate(store, 'signing-key', () => JSON.stringify(generateKeyPair()));
   const { privateKey, publicKey } = JSON.parse(signing) as { privateKey: string; publicKey: string };
   const sessionSecret = Buffer.from(await loadOrCreate(store, 'session-secret', () => randomBytes(32).toString('base64')), 'base64');
@@ -123,16 +111,14 @@ async function serve(
         : null;
 
   const releaseKeys = await settleReleaseKeys(store, options.releaseKeys);
-  let advertised: string | null = options.advertiseUrl?.replace(/\/+$/, '') ?? null;
   const { app, presence, desired, tickRollouts, stats, clusterHandlers } = await assembleServer({
     store,
     now,
     cluster,
-    advertisedUrl: () => advertised,
     signing: { privateKey, publicKey },
     sessionSecret,
     pollSeconds: options.pollSeconds ?? 30,
-    ...(shared ?? { artifactDir: join(options.dataDir, 'artifacts'), recordingDir: join(options.dataDir, 'recordings') }),
+    ...sharedFiles(options, database.db, now),
     ...(tls ? { tls: { cert: tls.cert, key: tls.key } } : {}),
     ...(releaseKeys.length > 0 ? { releaseKeys } : {}),
     ...(options.desiredValidityMs === undefined ? {} : { desiredValidityMs: options.desiredValidityMs }),
@@ -141,7 +127,6 @@ async function serve(
     ...(options.dashboardDir === undefined ? {} : { dashboardDir: options.dashboardDir }),
     ...(options.fleetSnapshotMs === undefined ? {} : { fleetSnapshotMs: options.fleetSnapshotMs }),
   });
-  Object.assign(relay, clusterHandlers);
   try {
     await app.listen({ host: options.host, port: options.port });
   } catch (error) {
@@ -161,7 +146,7 @@ async function serve(
   const port = typeof address === 'object' && address ? address.port : options.port;
   const host = options.host === '0.0.0.0' || options.host === '::' ? '127.0.0.1' : options.host;
   const url = `${tls ? 'https' : 'http'}://${host.includes(':') ? `[${host}]` : host}:${port}`;
-  advertised ??= url;
+  cluster.attach(clusterHandlers, options.advertiseUrl?.replace(/\/+$/, '') ?? url);
 
   return {
     app,
@@ -174,7 +159,8 @@ async function serve(
       for (const timer of background) clearInterval(timer);
       await app.close();
       await presence.flush().catch(() => undefined);
-      await closeDatabase();
+      await cluster.close();
+      await database.close();
     },
   };
 }

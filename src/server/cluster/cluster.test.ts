@@ -18,7 +18,8 @@ type Replica = { cluster: Cluster; heard: ClusterMessage[]; resyncs: number };
 
 async function replica(opts: { resyncEveryMs?: number } = {}): Promise<Replica> {
   const r: Replica = { cluster: null as unknown as Cluster, heard: [], resyncs: 0 };
-  r.cluster = await joinPostgresCluster(url, { onMessage: (m) => void r.heard.push(m), onResync: () => void r.resyncs++ }, opts);
+  r.cluster = await joinPostgresCluster(url, opts);
+  r.cluster.attach({ onMessage: (m) => void r.heard.push(m), onResync: () => void r.resyncs++, holds: () => false }, 'http://unused');
   return r;
 }
 
@@ -53,8 +54,10 @@ describe('cluster of server replicas on PostgreSQL', () => {
   });
 
   test('locate: the replica holding a device answers with its URL; nobody holding it is null, soon', async () => {
-    const holder = await joinPostgresCluster(url, { onMessage: () => undefined, onResync: () => undefined, holds: (device) => (device === 'pos-7' ? 'http://10.0.0.7:7480' : null) });
-    const other = await joinPostgresCluster(url, { onMessage: () => undefined, onResync: () => undefined, holds: () => null });
+    const holder = await joinPostgresCluster(url);
+    holder.attach({ onMessage: () => undefined, onResync: () => undefined, holds: (device) => device === 'pos-7' }, 'http://10.0.0.7:7480');
+    const other = await joinPostgresCluster(url);
+    other.attach({ onMessage: () => undefined, onResync: () => undefined, holds: () => false }, 'http://10.0.0.8:7480');
     const asker = await replica();
     try {
       assert.equal(await asker.cluster.locate('pos-7'), 'http://10.0.0.7:7480');
@@ -84,10 +87,11 @@ describe('cluster of server replicas on PostgreSQL', () => {
     const [a, b] = [await replica(), await replica()];
     try {
       assert.equal(await b.cluster.leads(), true);
+      assert.deepEqual([a.resyncs, b.resyncs], [1, 1], 'one resync each when attached, for what came before');
       // Every connection of this replica, as a restarted database or a cut link would end them.
       await server.query(`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'driftless server' AND pid <> pg_backend_pid()`);
-      await waitFor('b to resync after reconnecting', () => b.resyncs, (n) => n >= 1, { timeoutMs: 15_000 });
-      await waitFor('a to resync too', () => a.resyncs, (n) => n >= 1, { timeoutMs: 15_000 });
+      await waitFor('b to resync after reconnecting', () => b.resyncs, (n) => n >= 2, { timeoutMs: 15_000 });
+      await waitFor('a to resync too', () => a.resyncs, (n) => n >= 2, { timeoutMs: 15_000 });
       await a.cluster.announce({ kind: 'device', name: 'pos-2', status: 'accepted' });
       await waitFor('b to hear a again', () => b.heard.length, (n) => n === 1, { timeoutMs: 5000 });
       const leads = [await a.cluster.leads(), await b.cluster.leads()];
@@ -100,7 +104,7 @@ describe('cluster of server replicas on PostgreSQL', () => {
   test('and resyncs on its period even when nothing was cut', async () => {
     const a = await replica({ resyncEveryMs: 50 });
     try {
-      await waitFor('periodic resyncs', () => a.resyncs, (n) => n >= 2, { timeoutMs: 5000 });
+      await waitFor('periodic resyncs after the one at attaching', () => a.resyncs, (n) => n >= 3, { timeoutMs: 5000 });
     } finally {
       await a.cluster.close();
     }

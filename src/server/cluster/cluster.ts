@@ -28,21 +28,25 @@ export type Cluster = {
    * replica; null when none answers within `timeoutMs`.
    */
   locate(device: string, timeoutMs?: number): Promise<string | null>;
+  /**
+   * From now on, what the others announce goes to `handlers`, and this replica answers for the
+   * devices it holds with `advertisedUrl`. A resync runs at once, for what was announced before.
+   */
+  attach(handlers: ClusterHandlers, advertisedUrl: string): void;
   close(): Promise<void>;
 };
 
 /** The one server of an SQLite store: nobody to tell, and it always leads. */
 export function singleServer(): Cluster {
-  return { id: 'single', announce: async () => undefined, leads: async () => true, locate: async () => null, close: async () => undefined };
+  return { id: 'single', announce: async () => undefined, leads: async () => true, locate: async () => null, attach: () => undefined, close: async () => undefined };
 }
 
 export type ClusterHandlers = {
   onMessage(message: ClusterMessage): void | Promise<void>;
   /** Read everything back from the database: announcements may have been missed. */
   onResync(): void | Promise<void>;
-  /** This replica's URL when it holds the device's channel (for another replica's locate), else null. */
-  holds?(device: string): string | null;
-  log?: (line: string) => void;
+  /** Whether the device's channel is open to this replica (another replica's locate asks). */
+  holds(device: string): boolean;
 };
 
 const CHANNEL = 'driftless_cluster';
@@ -55,9 +59,11 @@ type Question = { kind: 'where'; device: string; question: string };
 type Answer = { kind: 'here'; device: string; question: string; to: string; url: string };
 type Wire = (ClusterMessage | Question | Answer) & { from: string };
 
-export async function joinPostgresCluster(url: string, handlers: ClusterHandlers, opts: { resyncEveryMs?: number } = {}): Promise<Cluster> {
+export async function joinPostgresCluster(url: string, opts: { resyncEveryMs?: number; log?: (line: string) => void } = {}): Promise<Cluster> {
   const id = randomUUID().slice(0, 8);
-  const log = handlers.log ?? (() => undefined);
+  const log = opts.log ?? (() => undefined);
+  let handlers: ClusterHandlers | null = null;
+  let advertisedUrl = '';
   let closed = false;
   let listener: pg.Client | null = null;
   let lock: pg.Client | null = null;
@@ -74,8 +80,7 @@ export async function joinPostgresCluster(url: string, handlers: ClusterHandlers
     }
     if (wire.from === id) return;
     if (wire.kind === 'where') {
-      const url = handlers.holds?.(wire.device) ?? null;
-      if (url) void send({ kind: 'here', device: wire.device, question: wire.question, to: wire.from, url }).catch(() => undefined);
+      if (handlers?.holds(wire.device)) void send({ kind: 'here', device: wire.device, question: wire.question, to: wire.from, url: advertisedUrl }).catch(() => undefined);
       return;
     }
     if (wire.kind === 'here') {
@@ -83,11 +88,12 @@ export async function joinPostgresCluster(url: string, handlers: ClusterHandlers
       return;
     }
     const { from: _from, ...message } = wire;
+    if (!handlers) return; // not attached yet: attaching resyncs
     void Promise.resolve(handlers.onMessage(message as ClusterMessage)).catch((error: unknown) => log(`cluster message ${message.kind} failed: ${(error as Error).message}`));
   };
   const questions = new Map<string, (url: string) => void>();
 
-  const resync = () => void Promise.resolve(handlers.onResync()).catch((error: unknown) => log(`cluster resync failed: ${(error as Error).message}`));
+  const resync = () => void Promise.resolve(handlers?.onResync()).catch((error: unknown) => log(`cluster resync failed: ${(error as Error).message}`));
 
   async function listen(): Promise<void> {
     const client = new pg.Client({ connectionString: url, application_name: 'driftless server', connectionTimeoutMillis: 10_000 });
@@ -188,6 +194,11 @@ export async function joinPostgresCluster(url: string, handlers: ClusterHandlers
       } finally {
         questions.delete(question);
       }
+    },
+    attach(given, url) {
+      handlers = given;
+      advertisedUrl = url;
+      resync();
     },
     async close() {
       closed = true;

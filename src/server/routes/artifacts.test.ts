@@ -15,6 +15,7 @@ import { hashToken } from '../auth/tokens.ts';
 import { migrateToLatest } from '../store/migrate.ts';
 import { openSqlite } from '../store/sqlite.ts';
 import { createSqlStore, type Store } from '../store/store.ts';
+import { createArtifactFiles } from '../artifacts/artifact-files.ts';
 
 const OPERATOR = 'operator-token';
 const VIEWER = 'viewer-token';
@@ -38,7 +39,7 @@ describe('artifact routes', () => {
       await store.insertApiToken({ id: role, tokenHash: hashToken(token), role, description: role, createdAt: at, expiresAt: null, revokedAt: null });
     }
     await store.insertEnrollToken({ id: 'e', tokenHash: hashToken(ENROLL), description: '', createdAt: at, expiresAt: null, revokedAt: null });
-    ({ app } = await assembleServer({ store, now: Date.now, signing, sessionSecret: randomBytes(32), pollSeconds: 30, isOnline: () => true, artifactDir: join(dir, 'artifacts') }));
+    ({ app } = await assembleServer({ store, now: Date.now, signing, sessionSecret: randomBytes(32), pollSeconds: 30, isOnline: () => true, artifactFiles: createArtifactFiles(join(dir, 'artifacts')) }));
     await app.ready();
     close = async () => {
       await app.close();

@@ -15,6 +15,7 @@ import { migrateToLatest } from '../store/migrate.ts';
 import { openSqlite } from '../store/sqlite.ts';
 import { createSqlStore, type DeviceRecord, type Store } from '../store/store.ts';
 import type { DeviceChannels } from '../terminal/device-channels.ts';
+import { createRecordings } from '../terminal/recordings.ts';
 
 // Remote terminal and exec through a real server on a free port, with real WebSockets both ways.
 // The device is a small fake that speaks the channel protocol (server code never imports the
@@ -79,7 +80,7 @@ async function harness(): Promise<Harness> {
   }
   for (const name of ['dev-1', 'dev-2', 'dev-3', 'dev-offline']) await store.insertDevice(deviceRecord(name, nowIso));
   const sessionSecret = randomBytes(32);
-  const { app, channels } = await assembleServer({ store, now: Date.now, signing: generateKeyPair(), sessionSecret, pollSeconds: 30, isOnline: () => true, recordingDir: join(dir, 'recordings') });
+  const { app, channels } = await assembleServer({ store, now: Date.now, signing: generateKeyPair(), sessionSecret, pollSeconds: 30, isOnline: () => true, recordings: createRecordings(join(dir, 'recordings')) });
   await app.listen({ host: '127.0.0.1', port: 0 });
   const address = app.server.address() as { port: number };
   const url = `http://127.0.0.1:${address.port}`;

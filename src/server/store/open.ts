@@ -99,10 +99,9 @@ function processIdentity(pid: number): string | null {
  * PostgreSQL one of any number of replicas), or `maintenance` that needs every server stopped.
  * `close` lets the database (and its lock) go.
  */
-export async function openDatabase(
-  target: DatabaseTarget,
-  opts: { use?: 'server' | 'maintenance'; onIdleError?: (error: Error) => void } = {},
-): Promise<{ db: Kysely<Database>; where: string; close(): Promise<void> }> {
+export type OpenDatabase = { db: Kysely<Database>; where: string; close(): Promise<void> };
+
+export async function openDatabase(target: DatabaseTarget, opts: { use?: 'server' | 'maintenance'; onIdleError?: (error: Error) => void } = {}): Promise<OpenDatabase> {
   const where = target.kind === 'postgres' ? redactPassword(target.url) : target.path;
   let lock: { release(): Promise<void> } | null = null;
   let db: Kysely<Database> | null = null;
